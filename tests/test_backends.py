@@ -87,3 +87,22 @@ def test_embeddings_feed_another_outlier_detector(data):
     scores = pipe.score_samples(X)
     assert scores.shape == (len(X),) and np.isfinite(scores).all()
     assert set(pipe.predict(X)) <= {-1, 1}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(loss="subcluster_adacos", n_subclusters=3), dict(bias_free=True)],
+    ids=["subcluster_adacos", "bias_free"],
+)
+def test_wilkinghoff_options_train_and_score_with_every_backend(data, options):
+    X, ids = data
+    det = AnomalousSoundDetector(**FAST, **options).fit(X, ids)
+    for scoring in ("nll", "cosine", "kmeans"):
+        scores = det.set_params(scoring=scoring).score_samples(X, machine_ids=ids)
+        assert scores.shape == (len(X),) and np.isfinite(scores).all()
+    assert np.isfinite(det.score(X, ids))
+    if "n_subclusters" in options:
+        assert det.net_.criterion_.head.weight.shape[0] == 2 * 3
+        # The adaptive scale moved away from its AdaCos starting value.
+        start = np.sqrt(2) * np.log(2 * 3 - 1)
+        assert det.net_.criterion_.adaptive_scale.item() != pytest.approx(start)

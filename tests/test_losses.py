@@ -1,4 +1,4 @@
-"""The margin heads and the four criteria, against values computed by hand."""
+"""The margin heads and the five criteria, against values computed by hand."""
 
 from __future__ import annotations
 
@@ -134,3 +134,83 @@ def test_fixed_centres_are_not_trained():
 def test_unknown_loss_is_rejected():
     with pytest.raises(ValueError, match="loss must be one of"):
         MarginLoss(2, loss="cosface")
+
+
+# Sub-cluster AdaCos: two classes with two sub-centres each, at 0 and 40
+# degrees (class 0) and at 90 and 150 degrees (class 1).
+SUB_ANGLES = (0.0, 2 * math.pi / 9, math.pi / 2, 5 * math.pi / 6)
+
+
+def _adacos(n_classes: int = 2) -> MarginLoss:
+    crit = MarginLoss(n_classes, embedding_dim=2, loss="subcluster_adacos",
+                      n_subclusters=2)
+    with torch.no_grad():
+        crit.head.weight.copy_(torch.tensor([_unit(a) for a in SUB_ANGLES]))
+    return crit
+
+
+def _hand_adacos(angle: float, scale: float) -> tuple[list[float], list[float]]:
+    """Per-class probabilities (summed over sub-centres) and the raw cosines."""
+    cos = [math.cos(angle - c) for c in SUB_ANGLES]
+    exps = [math.exp(scale * c) for c in cos]
+    total = sum(exps)
+    return [(exps[0] + exps[1]) / total, (exps[2] + exps[3]) / total], cos
+
+
+def test_subcluster_adacos_loss_sums_sub_centre_probabilities():
+    crit = _adacos().eval()  # eval: the scale stays where it starts
+    scale = crit.adaptive_scale.item()
+    assert scale == pytest.approx(math.sqrt(2) * math.log(2 * 2 - 1))
+    y_a, y_b, lam = torch.tensor([0, 1]), torch.tensor([1, 1]), 0.3
+    got = crit(EMB, y_a, y_b, lam).item()
+    expected = 0.0
+    for angle, a, b in zip(ANGLES, [0, 1], [1, 1]):
+        p, _ = _hand_adacos(angle, scale)
+        expected -= lam * math.log(p[a]) + (1 - lam) * math.log(p[b])
+    assert got == pytest.approx(expected / 2, rel=1e-5)
+    # The nll back-end is -log p(own class), and the cosine back-end reads
+    # the nearest sub-centre of each class.
+    score = crit.anomaly_score(EMB, torch.tensor([0, 1]))
+    hand = [-math.log(_hand_adacos(a, scale)[0][t]) for a, t in zip(ANGLES, [0, 1])]
+    torch.testing.assert_close(score, torch.tensor(hand), rtol=1e-5, atol=1e-6)
+    nearest = [
+        [max(c[:2]), max(c[2:])] for c in (_hand_adacos(a, scale)[1] for a in ANGLES)
+    ]
+    torch.testing.assert_close(
+        crit.class_cosine(EMB), torch.tensor(nearest), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_subcluster_adacos_adapts_its_scale_in_training():
+    crit = _adacos().train()
+    s0 = crit.adaptive_scale.item()
+    y = torch.tensor([0, 1])
+    crit(EMB, y)
+    # AdaCos: s = log(B_avg) / cos(min(pi/4, median angle to own class)).
+    b_avg, thetas = 0.0, []
+    for angle, t in zip(ANGLES, [0, 1]):
+        _, cos = _hand_adacos(angle, s0)
+        others = cos[2:] if t == 0 else cos[:2]
+        b_avg += sum(math.exp(s0 * c) for c in others) / 2
+        thetas.append(math.acos(max(cos[:2] if t == 0 else cos[2:])))
+    # torch's median of an even count is the lower of the two middle values.
+    theta_med = min(math.pi / 4, min(thetas))
+    expected = math.log(b_avg) / math.cos(theta_med)
+    assert crit.adaptive_scale.item() == pytest.approx(expected, rel=1e-5)
+    assert crit.uses_mixup
+
+
+def test_subcluster_adacos_gradients_stay_finite_on_a_centre():
+    crit = _adacos()
+    emb = torch.tensor([[1.0, 0.0], [0.0, -1.0]], requires_grad=True)
+    loss = crit(emb, torch.tensor([0, 1]), torch.tensor([1, 0]), 0.5)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(emb.grad).all()
+    assert torch.isfinite(crit.adaptive_scale)
+
+
+def test_centres_are_one_row_per_class_with_sub_clusters():
+    centres = _adacos().centres()
+    assert centres.shape == (2, 2)
+    mean_0 = [(math.cos(0) + math.cos(SUB_ANGLES[1])) / 2, math.sin(SUB_ANGLES[1]) / 2]
+    torch.testing.assert_close(centres[0], torch.tensor(mean_0), rtol=1e-6, atol=1e-6)

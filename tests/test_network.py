@@ -90,3 +90,19 @@ def test_gdc_resampling_preserves_a_constant_response():
 def test_wrong_input_rank_is_rejected():
     with pytest.raises(ValueError, match="n_clips, n_samples"):
         TASTgramMFN(n_mels=32)(torch.randn(2, 1, 8000))
+
+
+def test_bias_free_variant_has_no_trainable_shift():
+    net = TASTgramMFN(n_mels=32, bias_free=True)
+    trainable = [n for n, p in net.named_parameters() if p.requires_grad]
+    assert not [n for n in trainable if n.endswith("bias")], trainable
+    # The default network does learn BatchNorm shifts and the Tgram's.
+    default = [n for n, p in TASTgramMFN(n_mels=32).named_parameters()]
+    assert any(n.endswith("bn.bias") or n.endswith("1.bias") for n in default)
+    assert any(n.startswith("tgram") and n.endswith("bias") for n in default)
+    # A training step leaves every shift at exactly zero.
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], 1e-2)
+    net(torch.randn(4, 8000)).pow(2).mean().backward()
+    opt.step()
+    shifts = [m.bias for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert shifts and all(torch.count_nonzero(b) == 0 for b in shifts)

@@ -79,8 +79,12 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
     frontend : {"tastgram", "stgram", "sgram"}, default="tastgram"
         Input images: log-mel + Tgram + temporal attention (the paper's),
         log-mel + Tgram (STgram-MFN) or log-mel only.
-    loss : {"noisy_arcmix", "arcmix", "arcface", "softmax"}, default="noisy_arcmix"
-        Training criterion, see :mod:`sk_asd.nn.losses`.
+    loss : {"noisy_arcmix", "arcmix", "arcface", "softmax", \
+            "subcluster_adacos"}, default="noisy_arcmix"
+        Training criterion, see :mod:`sk_asd.nn.losses`.  The first four are
+        the ablations of Choi & Choi; ``"subcluster_adacos"`` is Wilkinghoff's
+        loss (``n_subclusters`` centres per machine, adaptive scale, no
+        margin; ``margin`` and ``scale`` are then unused).
     margin : float, default=0.7
         ArcFace angular margin ``m`` in radians.
     scale : float, default=30.0
@@ -91,6 +95,15 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
     trainable_centres : bool, default=True
         Learn the class centres (ArcFace) or keep them fixed at random unit
         vectors (Wilkinghoff & Kurth).
+    n_subclusters : int, default=16
+        Centres per machine ID for ``loss="subcluster_adacos"``.
+    bias_free : bool, default=False
+        Train the network without learnable additive terms: every BatchNorm
+        shift is held at zero and the Tgram's normalisation has no shift
+        (convolutions are bias-free anyway).  Wilkinghoff & Kurth, following
+        Ruff et al.'s Deep SVDD, argue that bias terms let a network map
+        every input to the same point, the trivial solution of a
+        compactness loss.
     sample_rate : int, default=16000
         Sample rate of the waveforms in ``X``.  Arrays carry no rate, so it
         is the caller's promise; :mod:`sk_asd.io` resamples files to it.
@@ -112,7 +125,8 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
     scoring : {"nll", "cosine", "kmeans"}, default="nll"
         Anomaly score.  ``"nll"``: the paper's cross-entropy of the margin
         logits at the clip's machine ID.  ``"cosine"``: cosine distance of the
-        embedding to that machine's class centre.  ``"kmeans"``: cosine
+        embedding to that machine's class centre (its nearest sub-centre for
+        sub-cluster AdaCos).  ``"kmeans"``: cosine
         distance to the nearest of ``n_clusters`` k-means centres of that
         machine's normal training embeddings (Wilkinghoff & Kurth).  All are
         prepared in ``fit``: ``det.set_params(scoring="kmeans")`` re-scores a
@@ -226,6 +240,8 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         "scale": [Interval(Real, 0, None, closed="neither")],
         "mixup_alpha": [Interval(Real, 0, None, closed="left")],
         "trainable_centres": ["boolean"],
+        "n_subclusters": [Interval(Integral, 1, None, closed="left")],
+        "bias_free": ["boolean"],
         "sample_rate": [Interval(Integral, 1, None, closed="left")],
         "n_mels": [Interval(Integral, 1, None, closed="left")],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
@@ -258,6 +274,8 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         scale: float = 30.0,
         mixup_alpha: float = 0.5,
         trainable_centres: bool = True,
+        n_subclusters: int = 16,
+        bias_free: bool = False,
         sample_rate: int = 16000,
         n_mels: int = 128,
         embedding_dim: int = 128,
@@ -286,6 +304,8 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         self.scale = scale
         self.mixup_alpha = mixup_alpha
         self.trainable_centres = trainable_centres
+        self.n_subclusters = n_subclusters
+        self.bias_free = bias_free
         self.sample_rate = sample_rate
         self.n_mels = n_mels
         self.embedding_dim = embedding_dim
@@ -426,6 +446,7 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
             module__sample_rate=self.sample_rate,
             module__n_mels=self.n_mels,
             module__embedding_dim=self.embedding_dim,
+            module__bias_free=self.bias_free,
             criterion=MarginLoss,
             criterion__n_classes=self.n_classes_,
             criterion__embedding_dim=self.embedding_dim,
@@ -433,6 +454,7 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
             criterion__margin=self.margin,
             criterion__scale=self.scale,
             criterion__trainable_centres=self.trainable_centres,
+            criterion__n_subclusters=self.n_subclusters,
             optimizer=torch.optim.AdamW,
             optimizer__weight_decay=self.weight_decay,
             lr=self.lr,
@@ -518,15 +540,25 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
             target = torch.as_tensor(codes, dtype=torch.long, device=embeddings.device)
             scores = self.net_.criterion_.anomaly_score(embeddings, target)
             return scores.double().cpu().numpy()
-        unit = _unit_rows(embeddings)
         if backend == "cosine":
-            centres = _unit_rows(self.net_.criterion_.centres().detach())
-            return 1.0 - np.einsum("ij,ij->i", unit, centres[codes])
+            cosine = self._class_cosine(embeddings)
+            return 1.0 - cosine[np.arange(len(cosine)), codes]
+        unit = _unit_rows(embeddings)
         scores = np.empty(len(unit))
         for k in np.unique(codes):
             rows = codes == k
             scores[rows] = 1.0 - (unit[rows] @ self.kmeans_centres_[k].T).max(axis=1)
         return scores
+
+    def _class_cosine(self, embeddings: torch.Tensor) -> np.ndarray:
+        """Cosine of each embedding to each machine (nearest sub-centre)."""
+        with torch.no_grad():
+            cosine = self.net_.criterion_.class_cosine(embeddings)
+        return cosine.double().cpu().numpy()
+
+    def _unit_centres(self) -> np.ndarray:
+        """Unit-norm class centres (margin-head rows); row k is machine code k."""
+        return _unit_rows(self.net_.criterion_.centres().detach())
 
     def _codes(self, machine_ids: Any, n_clips: int) -> np.ndarray | None:
         """Integer codes of known machine IDs; ``None`` when not given."""
@@ -702,10 +734,7 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         X = self._check_input(X)
         codes = self._codes(y, len(X))
-        embeddings = torch.nn.functional.normalize(self._embed(X).float(), dim=1)
-        centres = self.net_.criterion_.centres().detach().float()
-        centres = torch.nn.functional.normalize(centres, dim=1)
-        cosine = (embeddings @ centres.T).cpu().numpy()
+        cosine = self._class_cosine(self._embed(X))
         if codes is None:
             codes = cosine[:, : self.machine_ids_.size].argmax(axis=1)
         rows = np.arange(len(X))

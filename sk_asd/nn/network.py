@@ -49,6 +49,24 @@ class TASTgramMFN(nn.Module):
     fast_prelu : bool, default=False
         Use the PReLU with the vectorised backward pass
         (:class:`~sk_asd.nn.mobilefacenet.FastPReLU`); same gradients.
+    bias_free : bool, default=False
+        No learnable additive term anywhere: the shift of every BatchNorm is
+        frozen at zero and the Tgram's time normalisation has none (all
+        convolutions are bias-free already).  Wilkinghoff & Kurth (TASLP
+        2024), after Ruff et al. (Deep SVDD, ICML 2018), recommend this
+        against the trivial solution in which every input maps to one point.
+
+    Attributes
+    ----------
+    logmel : LogMelSpectrogram
+        The log-mel front end (Sgram).
+    tgram : Tgram or None
+        The learned waveform front end; ``None`` for ``frontend="sgram"``.
+    attention : TemporalAttention or None
+        The temporal attention (TAgram); set only for
+        ``frontend="tastgram"``.
+    backbone : MobileFaceNet
+        The backbone that maps the stacked images to the embedding.
     """
 
     def __init__(
@@ -63,6 +81,7 @@ class TASTgramMFN(nn.Module):
         reference_seconds: float = 10.0,
         channels_last: bool = False,
         fast_prelu: bool = False,
+        bias_free: bool = False,
     ) -> None:
         super().__init__()
         if frontend not in FRONTENDS:
@@ -75,7 +94,7 @@ class TASTgramMFN(nn.Module):
             sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels
         )
         self.tgram = (
-            Tgram(n_channels=n_mels, hop_length=hop_length)
+            Tgram(n_channels=n_mels, hop_length=hop_length, bias=not bias_free)
             if frontend != "sgram"
             else None
         )
@@ -91,6 +110,12 @@ class TASTgramMFN(nn.Module):
             channels_last=channels_last,
             fast_prelu=fast_prelu,
         )
+        if bias_free:
+            for layer in self.modules():
+                if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                    # Zero-initialised; freezing keeps it zero (AdamW skips
+                    # parameters without gradients, weight decay included).
+                    layer.bias.requires_grad_(False)
 
     def padded_logmel(self, waves: torch.Tensor) -> torch.Tensor:
         """Log-mel of ``waves`` (n_clips, n_samples), as :meth:`images` computes it.
