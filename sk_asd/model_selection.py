@@ -417,6 +417,15 @@ class NormalOnlyTrainSplit(BaseCrossValidator):
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffling; only with ``shuffle=True``.
 
+    Attributes
+    ----------
+    n_splits : int
+        Number of folds.
+    shuffle : bool
+        Whether the clips are shuffled before they are dealt into folds.
+    random_state : int, RandomState instance or None
+        The seed given.
+
     See Also
     --------
     AnomalyAUCScorer : The matching scorer.

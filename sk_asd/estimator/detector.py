@@ -556,10 +556,6 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
             cosine = self.net_.criterion_.class_cosine(embeddings)
         return cosine.double().cpu().numpy()
 
-    def _unit_centres(self) -> np.ndarray:
-        """Unit-norm class centres (margin-head rows); row k is machine code k."""
-        return _unit_rows(self.net_.criterion_.centres().detach())
-
     def _codes(self, machine_ids: Any, n_clips: int) -> np.ndarray | None:
         """Integer codes of known machine IDs; ``None`` when not given."""
         if machine_ids is None:

@@ -117,6 +117,17 @@ class AudioFileNotFoundError(AudioLoadError, FileNotFoundError):
     hint : str, default=""
         Suggested remedy.
 
+    Attributes
+    ----------
+    path : str
+        The missing file.
+    filename : str
+        The same path, where :class:`FileNotFoundError` handlers look for it.
+    reason : str
+        Short description of the failure.
+    hint : str
+        Suggested remedy (may be empty).
+
     Examples
     --------
     >>> err = AudioFileNotFoundError("gone.wav")
@@ -136,6 +147,13 @@ class AudioFileNotFoundError(AudioLoadError, FileNotFoundError):
 
 class SkippedFile(NamedTuple):
     """A file left out by ``load_audios(..., skip_bad=True)``.
+
+    Parameters
+    ----------
+    path : str
+        The file that was skipped.
+    reason : str
+        Why it was skipped.
 
     Attributes
     ----------
@@ -158,6 +176,24 @@ class SkippedFile(NamedTuple):
 @dataclass
 class AudioBatch:
     """The result of :func:`load_audios`.
+
+    A dataclass whose fields are given by keyword (or in the order below)
+    and kept as attributes of the same names.
+
+    Parameters
+    ----------
+    waves : numpy.ndarray or list of numpy.ndarray
+        The loaded clips.
+    paths : list of str
+        The files that were loaded.
+    indices : numpy.ndarray of int
+        Position of each loaded file in the input sequence.
+    lengths : numpy.ndarray of int
+        Length of each clip after resampling, before padding or cropping.
+    sample_rate : int
+        Sample rate of ``waves`` in Hz.
+    skipped : list of SkippedFile, default=[]
+        Files that could not be loaded.
 
     Attributes
     ----------

@@ -108,6 +108,15 @@ class ModelFileNotFoundError(ModelLoadError, FileNotFoundError):
     reason : str, default="the file does not exist"
         What is wrong.
 
+    Attributes
+    ----------
+    path : str
+        The missing file.
+    filename : str
+        The same path, where :class:`FileNotFoundError` handlers look for it.
+    reason : str
+        What is wrong.
+
     Examples
     --------
     >>> err = ModelFileNotFoundError("gone.skasd")

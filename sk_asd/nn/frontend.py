@@ -84,7 +84,7 @@ def n_frames(n_samples: int, hop_length: int = 512) -> int:
 
 
 def hz_to_mel(freq: np.ndarray | float) -> np.ndarray:
-    """Convert frequencies in Hz to Slaney mels [3]_.
+    """Convert frequencies in Hz to Slaney mels (Slaney, 1998).
 
     Parameters
     ----------
@@ -103,7 +103,7 @@ def hz_to_mel(freq: np.ndarray | float) -> np.ndarray:
 
 
 def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
-    """Convert Slaney mels [3]_ to frequencies in Hz (inverse of :func:`hz_to_mel`).
+    """Convert Slaney mels to frequencies in Hz (inverse of :func:`hz_to_mel`).
 
     Parameters
     ----------
@@ -129,7 +129,7 @@ def mel_filterbank(
 ) -> np.ndarray:
     """Triangular mel filter bank on the Slaney scale with area normalisation.
 
-    ``n_mels + 2`` points equally spaced in Slaney mels [3]_ between ``fmin``
+    ``n_mels + 2`` points equally spaced in Slaney mels (Slaney, 1998) between ``fmin``
     and ``fmax`` define the feet and peaks of ``n_mels`` overlapping
     triangles. Triangle ``i`` rises from 0 at point ``i`` to 1 at point
     ``i + 1`` and falls back to 0 at point ``i + 2``, and is then scaled by
@@ -138,7 +138,7 @@ def mel_filterbank(
     frequencies ``k * sample_rate / n_fft``, ``k = 0 .. n_fft // 2``, i.e.
     ``linspace(0, sample_rate / 2, n_fft // 2 + 1)`` for even ``n_fft``.
 
-    This is the filter bank of Choi & Choi [1]_ and Liu et al. [2]_ (the one
+    This is the filter bank of Choi & Choi (2024) and Liu et al. (2022) (the one
     ``librosa.filters.mel(htk=False, norm="slaney")`` computes), written
     from Slaney's definition.
 
@@ -189,7 +189,7 @@ def mel_filterbank(
 
 
 class LogMelSpectrogram(nn.Module):
-    """Log-mel spectrogram (the "Sgram" of STgram-MFN [2]_ and TASTgram-MFN [1]_).
+    """Log-mel spectrogram (the "Sgram" of STgram-MFN and TASTgram-MFN).
 
     STFT with a periodic Hann window of length ``n_fft``, centred frames
     (``n_fft // 2`` *zeros* on each side), power spectrum, projection on the
@@ -332,7 +332,7 @@ class TimeLayerNorm(nn.Module):
     to zero mean and scaled to unit (biased) variance, then multiplied by
     ``weight[c]`` and shifted by ``bias[c]``.
 
-    Liu et al. [2]_ and Choi & Choi [1]_ use ``nn.LayerNorm(313)`` here,
+    Liu et al. (2022) and Choi & Choi (2024) use ``nn.LayerNorm(313)`` here,
     whose affine has one weight per *time step* and so only accepts 10 s
     clips at 16 kHz. The statistics are the same; putting the affine on the
     channels instead makes the layer independent of the clip length.
@@ -349,6 +349,13 @@ class TimeLayerNorm(nn.Module):
         Learn the per-channel shift ``bias`` (initialised to 0). Only used
         when ``affine`` is true; ``bias=False`` gives a bias-free layer, for
         networks that must not be able to learn a constant output.
+
+    Attributes
+    ----------
+    weight : torch.nn.Parameter of shape (n_channels,) or None
+        Per-channel scale; ``None`` when ``affine=False``.
+    bias : torch.nn.Parameter of shape (n_channels,) or None
+        Per-channel shift; ``None`` when ``affine=False`` or ``bias=False``.
 
     Notes
     -----
@@ -394,13 +401,13 @@ class TimeLayerNorm(nn.Module):
 
 
 class Tgram(nn.Module):
-    """Learned waveform front end (the "Tgram" of Liu et al. [2]_).
+    """Learned waveform front end (the "Tgram" of Liu et al., ICASSP 2022).
 
     A strided Conv1d turns the waveform into ``n_channels`` feature
     sequences with one frame per hop, aligned with the log-mel frames; then
     ``n_blocks`` blocks of [:class:`TimeLayerNorm`, LeakyReLU(0.2),
     Conv1d(kernel 3, padding 1)] refine them. All convolutions are bias-free,
-    as in [1]_ and [2]_.
+    as in Liu et al. (2022) and Choi & Choi (2024).
 
     Parameters
     ----------
@@ -419,6 +426,13 @@ class Tgram(nn.Module):
     bias : bool, default=True
         Passed to :class:`TimeLayerNorm`; ``False`` gives a Tgram without any
         additive parameter.
+
+    Attributes
+    ----------
+    conv_extractor : torch.nn.Conv1d
+        The strided, bias-free first convolution on the waveform.
+    blocks : torch.nn.Sequential
+        The ``n_blocks`` [norm, LeakyReLU, conv] blocks.
 
     Notes
     -----
@@ -485,12 +499,21 @@ class Tgram(nn.Module):
 
 
 class TemporalAttention(nn.Module):
-    """Parameter-free temporal attention (the "TAgram" of Choi & Choi [1]_).
+    """Parameter-free temporal attention (the "TAgram" of Choi & Choi, 2024).
 
     For every frame ``t`` of a log-mel ``x`` of shape ``(B, F, T)`` the
     weight ``sigmoid(max_f x[:, f, t] + mean_f x[:, f, t])`` is computed and
     every band of that frame is multiplied by it, emphasising loud frames.
     The output has the input's shape and dtype.
+
+    The constructor takes no arguments.
+
+    Attributes
+    ----------
+    training : bool
+        Inherited from :class:`torch.nn.Module`; the attention computes the
+        same in training and in evaluation mode, and it has no parameters
+        or buffers.
     """
 
     def forward(self, x: Tensor) -> Tensor:

@@ -34,6 +34,12 @@ class CosineHead(nn.Module):
     trainable : bool, default=True
         Whether the centres are learnt.  ``False`` keeps fixed random centres,
         as Wilkinghoff & Kurth recommend.
+
+    Attributes
+    ----------
+    weight : torch.nn.Parameter of shape (n_classes, embedding_dim)
+        The class centres, one per row (Xavier-uniform initialised, not
+        normalised; ``forward`` normalises them).
     """
 
     def __init__(self, embedding_dim: int, n_classes: int, *, trainable: bool = True):
@@ -70,6 +76,7 @@ def add_angular_margin(
     Returns
     -------
     Tensor of shape (n_samples, n_classes)
+        The scaled logits, in float32.
     """
     cosine = cosine.float().clamp(-1.0, 1.0)
     index = target.long().view(-1, 1)

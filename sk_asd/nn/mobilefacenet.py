@@ -43,7 +43,22 @@ BOTTLENECK_SETTING: tuple[tuple[int, int, int, int], ...] = (
 
 
 def downsampled_size(size: int, n_halvings: int) -> int:
-    """Size of an axis after ``n_halvings`` convolutions (kernel 3, stride 2, pad 1)."""
+    """Size of an axis after ``n_halvings`` convolutions (kernel 3, stride 2, pad 1).
+
+    Each such convolution maps a length ``n`` to ``(n + 1) // 2``.
+
+    Parameters
+    ----------
+    size : int
+        Length of the axis before the convolutions.
+    n_halvings : int
+        Number of stride-2 convolutions applied.
+
+    Returns
+    -------
+    int
+        Length of the axis after them.
+    """
     for _ in range(n_halvings):
         size = (size + 1) // 2
     return size
@@ -100,12 +115,29 @@ class _PReLUFunction(torch.autograd.Function):
 
 
 class FastPReLU(nn.PReLU):
-    """``nn.PReLU`` with the faster backward pass of :class:`_PReLUFunction`.
+    """``nn.PReLU`` with a faster backward pass.
 
     Same parameter (``weight``), same ``state_dict``, same outputs and
-    gradients; only the backward kernel differs.  Under autocast the input
-    and slopes are cast to the autocast dtype, as autocast does for
+    gradients; only the backward kernel differs: the gradients are built
+    from a few whole-tensor kernels instead of the slow CPU kernel behind
+    ``F.prelu``'s backward, and are bitwise equal to it.  Under autocast the
+    input and slopes are cast to the autocast dtype, as autocast does for
     ``F.prelu``.  Without autograd (inference) it is plain ``F.prelu``.
+
+    Parameters
+    ----------
+    num_parameters : int, default=1
+        Number of learnable slopes: 1, or the number of input channels.
+    init : float, default=0.25
+        Initial value of the slopes.
+    device, dtype : optional
+        Where and in which dtype the slopes are created, as for
+        :class:`torch.nn.PReLU`.
+
+    Attributes
+    ----------
+    weight : torch.nn.Parameter of shape (num_parameters,)
+        The learnable negative slopes.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,7 +155,34 @@ class FastPReLU(nn.PReLU):
 class ConvBlock(nn.Sequential):
     """Conv2d (no bias) + BatchNorm2d, followed by PReLU unless ``linear``.
 
-    ``fast_prelu`` uses :class:`FastPReLU` (same parameters, faster backward).
+    Parameters
+    ----------
+    in_channels : int
+        Input channels.
+    out_channels : int
+        Output channels.
+    kernel_size : int or tuple of (int, int)
+        Size of the convolution kernel.
+    stride : int, default=1
+        Convolution stride.
+    padding : int, default=0
+        Zero padding on each side.
+    depthwise : bool, default=False
+        Depthwise convolution (one group per input channel).
+    linear : bool, default=False
+        Leave out the PReLU (a "linear" block).
+    fast_prelu : bool, default=False
+        Use :class:`FastPReLU` (same parameters, faster backward).
+
+    Attributes
+    ----------
+    [0] : torch.nn.Conv2d
+        The bias-free convolution (the block is an ``nn.Sequential``, so its
+        layers are reached by index).
+    [1] : torch.nn.BatchNorm2d
+        The batch normalisation.
+    [2] : torch.nn.PReLU or FastPReLU
+        The activation; absent when ``linear=True``.
     """
 
     def __init__(
@@ -156,7 +215,30 @@ class ConvBlock(nn.Sequential):
 
 
 class Bottleneck(nn.Module):
-    """Inverted residual: 1x1 expand, 3x3 depthwise, 1x1 linear projection."""
+    """Inverted residual: 1x1 expand, 3x3 depthwise, 1x1 linear projection.
+
+    Parameters
+    ----------
+    in_channels : int
+        Input channels.
+    out_channels : int
+        Output channels.
+    stride : int
+        Stride of the depthwise convolution.
+    expansion : int
+        Factor by which the 1x1 convolution widens the input
+        (``in_channels * expansion`` hidden channels).
+    fast_prelu : bool, default=False
+        Use :class:`FastPReLU` in the activations.
+
+    Attributes
+    ----------
+    body : torch.nn.Sequential
+        The three :class:`ConvBlock` layers.
+    residual : bool
+        Whether the input is added to the output (``stride == 1`` and as many
+        input as output channels).
+    """
 
     def __init__(
         self,
@@ -201,6 +283,13 @@ class GlobalDepthwiseConv(nn.Module):
         Height of the map, fixed by the number of mel bands.
     time_taps : int
         Number of learnable time taps (20 for 10 s clips at 16 kHz).
+
+    Attributes
+    ----------
+    weight : torch.nn.Parameter of shape (channels, freq_size, time_taps)
+        The learnable kernel.
+    bn : torch.nn.BatchNorm2d
+        The batch normalisation after the convolution.
     """
 
     def __init__(self, channels: int, freq_size: int, time_taps: int) -> None:
@@ -250,21 +339,36 @@ class MobileFaceNet(nn.Module):
 
     Parameters
     ----------
-    in_channels : int
+    in_channels : int, default=3
         Number of stacked input images (3 for TASTgram).
-    n_mels : int
+    n_mels : int, default=128
         Height of the input images.
-    time_taps : int
+    time_taps : int, default=20
         Learnable time taps of the global depthwise convolution.
-    embedding_dim : int
+    embedding_dim : int, default=128
         Size of the output embedding.
-    bottleneck_setting : sequence of (t, c, n, s)
-        Inverted-residual groups.
+    bottleneck_setting : sequence of (t, c, n, s), default=BOTTLENECK_SETTING
+        Inverted-residual groups: expansion ``t``, output channels ``c``,
+        repeats ``n`` and stride ``s`` of the first block of each group;
+        the default is ``((2, 128, 2, 2), (4, 128, 2, 2), (4, 128, 2, 2))``.
     channels_last : bool, default=False
         Run the convolutions on channels-last (NHWC) tensors.  Same results
         (to float rounding); oneDNN's CPU kernels are faster on this layout.
     fast_prelu : bool, default=False
         Use :class:`FastPReLU`, whose backward pass is faster on the CPU.
+
+    Attributes
+    ----------
+    stem, stem_dw : ConvBlock
+        The strided 3x3 stem and the depthwise 3x3 block after it.
+    blocks : torch.nn.Sequential
+        The inverted-residual :class:`Bottleneck` blocks.
+    expand : ConvBlock
+        The 1x1 expansion to 512 channels.
+    gdc : GlobalDepthwiseConv
+        The global depthwise convolution.
+    project : ConvBlock
+        The linear 1x1 projection to ``embedding_dim``.
     """
 
     def __init__(
@@ -336,6 +440,7 @@ def fold_batchnorm(backbone: MobileFaceNet) -> MobileFaceNet:
     Returns
     -------
     MobileFaceNet
+        The folded copy, in eval mode.
     """
     folded = copy.deepcopy(backbone).eval()
     for module in folded.modules():
