@@ -343,3 +343,39 @@ def test_temporal_attention_hand_computation():
     assert out.shape == x.shape
     torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
     assert len(list(TemporalAttention().parameters())) == 0
+
+
+def test_adaptive_precision_recomputes_only_frames_that_need_float64(monkeypatch):
+    from sk_asd.datasets import make_machine_sounds
+
+    exact = LogMelSpectrogram(stft_precision="float64")
+    fast = LogMelSpectrogram()  # "adaptive"
+    assert fast.stft_precision == "adaptive"
+    calls = []
+    original = torch.fft.rfft
+
+    def counting_rfft(x, *args, **kwargs):
+        calls.append(x.shape[0])
+        return original(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch.fft, "rfft", counting_rfft)
+    # A pure sweep has bands 150 dB below the frame: those frames go to float64.
+    sweep = torch.from_numpy(_sweep(seconds=1.0).astype(np.float32))
+    got, want = fast(sweep[None]), exact(sweep[None])
+    assert calls and 0 < calls[0] <= got.shape[-1]
+    assert (got - want).abs().max().item() < TOL_DB
+    # Realistic machine sounds stay within the tolerance, mostly in float32.
+    calls.clear()
+    clips = make_machine_sounds(2, n_normal_train=2, n_normal_test=1,
+                                n_anomalous_test=1, duration=1.0, random_state=0)
+    x = torch.from_numpy(clips.X_test)
+    got, want = fast(x), exact(x)
+    assert (got - want).abs().max().item() < TOL_DB
+    assert sum(calls) < 0.5 * got.shape[0] * got.shape[-1]
+    # One clip as a 1-D tensor takes the same path.
+    torch.testing.assert_close(fast(x[0]), got[0])
+
+
+def test_unknown_stft_precision_is_rejected():
+    with pytest.raises(ValueError, match="stft_precision"):
+        LogMelSpectrogram(stft_precision="float16")
