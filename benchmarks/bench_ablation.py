@@ -95,7 +95,14 @@ def dcase_folds(root: Path):
         test &= known
         data = type("Fold", (), {})()
         data.machine_ids_test, data.is_anomaly_test = ids[test], labels[test]
-        data.machine_ids = np.unique(ids[test])
+        # AUC needs both classes: IDs without anomalous clips are left out.
+        data.machine_ids = np.array(
+            [
+                m
+                for m in np.unique(ids[test])
+                if len(np.unique(labels[test][ids[test] == m])) == 2
+            ]
+        )
         yield X[train], ids[train], X[test], data
 
 
