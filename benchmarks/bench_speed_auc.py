@@ -4,9 +4,11 @@ Trains the detector on :func:`make_machine_sounds` (the demo's settings) for
 several seeds twice: once in plain float32 with every speed option off, and
 once with the options that change numerics or the training path switched on
 (bfloat16 autocast where the CPU supports it, channels-last, the fast PReLU,
-BatchNorm folding for scoring, cached log-mels).  Prints the mean AUC / pAUC
-of every scoring back-end per seed and the mean +- standard deviation across
-seeds, so the difference can be read against the seed-to-seed spread.
+BatchNorm folding for scoring, cached log-mels), and once with the log-mel
+computed wholly in float64 instead of the default adaptive precision (float32
+STFT, float64 where a frame needs it), which is on by default.  Prints the
+mean AUC / pAUC of every scoring back-end per seed and the mean +- standard
+deviation across seeds, so the difference can be read against the seed-to-seed spread.
 Usage::
 
     python benchmarks/bench_speed_auc.py                  # seeds 0 1 2
@@ -16,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import numpy as np
@@ -24,6 +27,7 @@ from sk_asd import AnomalousSoundDetector
 from sk_asd.datasets import make_machine_sounds
 from sk_asd.estimator.detector import SCORING_BACKENDS
 from sk_asd.metrics import auc_pauc
+from sk_asd.nn.frontend import LogMelSpectrogram
 
 SETTINGS = {
     "fp32, options off": dict(),
@@ -34,7 +38,27 @@ SETTINGS = {
         fold_batchnorm=True,
         cache_logmel=True,
     ),
+    "float64 log-mel": dict(),
 }
+
+
+@contextlib.contextmanager
+def float64_logmel(enabled: bool):
+    """Build every LogMelSpectrogram with stft_precision="float64" meanwhile."""
+    if not enabled:
+        yield
+        return
+    original = LogMelSpectrogram.__init__
+
+    def patched(self, *args, **kwargs):
+        kwargs.setdefault("stft_precision", "float64")
+        original(self, *args, **kwargs)
+
+    LogMelSpectrogram.__init__ = patched
+    try:
+        yield
+    finally:
+        LogMelSpectrogram.__init__ = original
 
 
 def mean_auc_pauc(data, anomaly_score: np.ndarray) -> tuple[float, float]:
@@ -58,15 +82,16 @@ def main() -> None:
         data = make_machine_sounds(anomaly_strength=args.strength, random_state=seed)
         for name, options in SETTINGS.items():
             start = time.perf_counter()
-            det = AnomalousSoundDetector(
-                max_epochs=args.epochs,
-                lr=1e-3,
-                batch_size=32,
-                n_mels=64,
-                device="cpu",
-                random_state=seed,
-                **options,
-            ).fit(data.X_train, data.machine_ids_train)
+            with float64_logmel(name == "float64 log-mel"):
+                det = AnomalousSoundDetector(
+                    max_epochs=args.epochs,
+                    lr=1e-3,
+                    batch_size=32,
+                    n_mels=64,
+                    device="cpu",
+                    random_state=seed,
+                    **options,
+                ).fit(data.X_train, data.machine_ids_train)
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
             for backend in SCORING_BACKENDS:
                 det.set_params(scoring=backend)
