@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sklearn.utils import Bunch
 
 from sk_asd import AnomalousSoundDetector
 from sk_asd.datasets import list_machine_types, load_dcase, make_machine_sounds
@@ -93,15 +94,16 @@ def dcase_folds(root: Path):
         test = ~train
         known = np.isin(ids, np.unique(ids[train]))
         test &= known
-        data = type("Fold", (), {})()
-        data.machine_ids_test, data.is_anomaly_test = ids[test], labels[test]
         # AUC needs both classes: IDs without anomalous clips are left out.
-        data.machine_ids = np.array(
-            [
-                m
-                for m in np.unique(ids[test])
-                if len(np.unique(labels[test][ids[test] == m])) == 2
-            ]
+        scored = [
+            m
+            for m in np.unique(ids[test])
+            if len(np.unique(labels[test][ids[test] == m])) == 2
+        ]
+        data = Bunch(
+            machine_ids_test=ids[test],
+            is_anomaly_test=labels[test],
+            machine_ids=np.array(scored),
         )
         yield X[train], ids[train], X[test], data
 

@@ -135,15 +135,18 @@ class MarginLoss(nn.Module):
             return cosine
         return cosine.view(len(cosine), self.n_classes, -1).amax(dim=2)
 
-    def _class_log_probs(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Sub-cluster AdaCos: log of each class's summed sub-centre softmax."""
-        logits = self.adaptive_scale * self.head(embeddings)
+    def _class_log_probs(self, cosine: torch.Tensor) -> torch.Tensor:
+        """Sub-cluster AdaCos: log of each class's summed sub-centre softmax.
+
+        ``cosine`` holds the cosines to every sub-centre (``self.head``).
+        """
+        logits = self.adaptive_scale * cosine
         log_p = torch.log_softmax(logits, dim=1)
         return log_p.view(len(log_p), self.n_classes, -1).logsumexp(dim=2)
 
     @torch.no_grad()
     def _update_adaptive_scale(
-        self, embeddings: torch.Tensor, weights: torch.Tensor
+        self, cosine: torch.Tensor, weights: torch.Tensor
     ) -> None:
         """AdaCos rule: ``s = log(B_avg) / cos(min(pi/4, theta_med))``.
 
@@ -152,7 +155,6 @@ class MarginLoss(nn.Module):
         sub-centres ``j``, and ``theta_med`` the median angle between an
         embedding and the nearest sub-centre of its dominant class.
         """
-        cosine = self.head(embeddings)
         off_target = 1.0 - weights.repeat_interleave(self.n_subclusters, dim=1)
         b_avg = (off_target * torch.exp(self.adaptive_scale * cosine)).sum(1).mean()
         own = weights.argmax(dim=1)
@@ -174,7 +176,7 @@ class MarginLoss(nn.Module):
         if self.loss == "softmax":
             return self.head(embeddings).float()
         if self.loss == "subcluster_adacos":
-            return self._class_log_probs(embeddings)
+            return self._class_log_probs(self.head(embeddings))
         return add_angular_margin(
             self.head(embeddings), target, self.margin, self.scale
         )
@@ -191,9 +193,10 @@ class MarginLoss(nn.Module):
             weights = lam * weights + (1.0 - lam) * F.one_hot(
                 y_b.long(), self.n_classes
             ).float()
+        cosine = self.head(embeddings)  # once, for the scale and the loss
         if self.training:
-            self._update_adaptive_scale(embeddings, weights)
-        return -(weights * self._class_log_probs(embeddings)).sum(dim=1).mean()
+            self._update_adaptive_scale(cosine, weights)
+        return -(weights * self._class_log_probs(cosine)).sum(dim=1).mean()
 
     def forward(
         self,

@@ -49,6 +49,9 @@ class TASTgramMFN(nn.Module):
     fast_prelu : bool, default=False
         Use the PReLU with the vectorised backward pass
         (:class:`~sk_asd.nn.mobilefacenet.FastPReLU`); same gradients.
+    stft_precision : {"adaptive", "float64"}, default="adaptive"
+        Precision of the log-mel's STFT, see
+        :class:`~sk_asd.nn.frontend.LogMelSpectrogram`.
     bias_free : bool, default=False
         No learnable additive term anywhere: the shift of every BatchNorm is
         frozen at zero and the Tgram's time normalisation has none (all
@@ -82,6 +85,7 @@ class TASTgramMFN(nn.Module):
         channels_last: bool = False,
         fast_prelu: bool = False,
         bias_free: bool = False,
+        stft_precision: str = "adaptive",
     ) -> None:
         super().__init__()
         if frontend not in FRONTENDS:
@@ -91,7 +95,11 @@ class TASTgramMFN(nn.Module):
         self.frontend = frontend
         self.n_fft = n_fft
         self.logmel = LogMelSpectrogram(
-            sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            n_mels=n_mels,
+            stft_precision=stft_precision,
         )
         self.tgram = (
             Tgram(n_channels=n_mels, hop_length=hop_length, bias=not bias_free)
