@@ -229,6 +229,14 @@ def _add_train(sub: Any, common: argparse.ArgumentParser) -> None:
         help="mel bands; fewer trains faster (default: %(default)s)",
     )
     p.add_argument(
+        "--crop-seconds",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="train on random S-second crops of each clip and score the mean "
+        "over crops that cover it; faster per epoch (default: whole clips)",
+    )
+    p.add_argument(
         "--sample-rate",
         type=_positive_int,
         default=_DEFAULTS["sample_rate"],
@@ -628,6 +636,7 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
         scoring=args.scoring,
         sample_rate=args.sample_rate,
         n_mels=args.n_mels,
+        crop_seconds=args.crop_seconds,
         max_epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,

@@ -29,6 +29,7 @@ from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_tensor
 
+from sk_asd.estimator.crops import grid_crops, is_croppable, random_crops
 from sk_asd.estimator.threads import retained_heap, torch_threads
 from sk_asd.nn.mobilefacenet import MobileFaceNet, fold_batchnorm
 
@@ -43,6 +44,7 @@ SPEED_DEFAULTS: dict[str, Any] = {
     "cache_logmel": False,
     "fold_batchnorm": False,
     "compile_backbone": False,
+    "crop_samples": None,
 }
 
 
@@ -124,9 +126,22 @@ class ASDNet(NeuralNet):
         with BatchNorm folded into the convolutions (rebuilt whenever the
         weights change).  Same results to float rounding.
     compile_backbone : bool, default=False
-        ``torch.compile`` the backbone (not the float64 log-mel).  Compiling
-        takes about a minute on 2 CPU cores; if it fails, a warning is
-        issued and the eager backbone is used.
+        ``torch.compile`` the backbone (not the log-mel, whose precision
+        fallback is data-dependent).  Training and inference each compile
+        once, in about 10-60 s on 2 CPU cores; if compiling fails, a warning
+        is issued and the eager backbone is used.  Inference then runs the
+        compiled backbone in evaluation mode, whose generated kernels apply
+        BatchNorm and PReLU in one pass over the convolution's output, so
+        ``fold_batchnorm`` is not needed and not used.
+    crop_samples : int or None, default=None
+        Train on one random crop of this many samples per clip and batch
+        (starting on a log-mel hop, see
+        :func:`sk_asd.estimator.crops.random_crops`); in inference, embed
+        every clip as evenly spaced crops that cover it
+        (:func:`~sk_asd.estimator.crops.grid_crops`), so that ``forward``
+        returns embeddings of shape ``(n_clips, n_crops, embedding_dim)``.
+        Clips not longer than the crop are used whole.  ``None`` uses whole
+        clips throughout.
     *args, **kwargs
         Passed to :class:`skorch.NeuralNet`.
     """
@@ -141,6 +156,7 @@ class ASDNet(NeuralNet):
         cache_logmel: bool = False,
         fold_batchnorm: bool = False,
         compile_backbone: bool = False,
+        crop_samples: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -151,6 +167,7 @@ class ASDNet(NeuralNet):
         self.cache_logmel = cache_logmel
         self.fold_batchnorm = fold_batchnorm
         self.compile_backbone = compile_backbone
+        self.crop_samples = crop_samples
 
     # --------------------------------------------------------- run settings
     @contextmanager
@@ -227,9 +244,9 @@ class ASDNet(NeuralNet):
 
     def _uncompile(self) -> bool:
         """Drop a compiled backbone; ``True`` if there was one."""
-        backbone = getattr(self.module_, "backbone", None)
-        if getattr(backbone, "_compiled_call_impl", None) is None:
+        if not self._backbone_compiled():
             return False
+        backbone = self.module_.backbone
         # nn.Module.compile() stores the compiled call here; None restores the
         # eager call (the attribute is also dropped when pickling).
         backbone._compiled_call_impl = None
@@ -254,6 +271,10 @@ class ASDNet(NeuralNet):
     def train_step_single(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         self._set_training(True)
         Xi, yi = unpack_data(batch)
+        if is_croppable(Xi, self.crop_samples):
+            Xi = random_crops(
+                to_tensor(Xi, device=self.device), self.crop_samples, self._hop()
+            )
         if self.criterion_.uses_mixup and self.mixup_alpha > 0 and len(yi) > 1:
             y = to_tensor(yi, device=self.device)
             # Drawn from torch's generator so that the fit's seed controls it.
@@ -311,8 +332,42 @@ class ASDNet(NeuralNet):
             self.folded_backbone_ = cached
         return cached[1]
 
+    def _backbone_compiled(self) -> bool:
+        backbone = getattr(self.module_, "backbone", None)
+        return getattr(backbone, "_compiled_call_impl", None) is not None
+
+    def _hop(self) -> int:
+        """The log-mel hop of the module (crops start on it), 1 without one."""
+        logmel = getattr(self.module_, "logmel", None)
+        return int(getattr(logmel, "hop_length", 1))
+
     def evaluation_step(self, batch: Any, training: bool = False) -> torch.Tensor:
-        if training or not self.fold_batchnorm:
+        Xi, yi = unpack_data(batch)
+        if not is_croppable(Xi, self.crop_samples):
+            return self._evaluate_clips(batch, training)
+        # A cached log-mel (validation during fit) covers the whole clip; the
+        # crops' own log-mels are computed instead.
+        waves = to_tensor(Xi["waves"] if isinstance(Xi, Mapping) else Xi, self.device)
+        crops = grid_crops(waves, self.crop_samples)
+        embeddings = self._evaluate_clips((crops, yi), training)
+        return embeddings.reshape(len(waves), -1, embeddings.shape[-1])
+
+    def get_loss(
+        self, y_pred: Any, y_true: Any, X: Any = None, training: bool = False
+    ) -> torch.Tensor:
+        if isinstance(y_pred, torch.Tensor) and y_pred.ndim == 3:
+            # Validation on crops: every crop is scored against its clip's label.
+            n_crops = y_pred.shape[1]
+            y_pred = y_pred.flatten(0, 1)
+            y_true = to_tensor(y_true, device=y_pred.device).repeat_interleave(n_crops)
+        return super().get_loss(y_pred, y_true, X=X, training=training)
+
+    def _evaluate_clips(self, batch: Any, training: bool = False) -> torch.Tensor:
+        """Embeddings of a batch of whole clips (or of crops made into clips)."""
+        # A compiled backbone fuses BatchNorm into the activation kernels
+        # itself; a folded copy would be a new module to compile again after
+        # every weight update (every validation epoch).
+        if training or not self.fold_batchnorm or self._backbone_compiled():
             return super().evaluation_step(batch, training=training)
         folded = self._inference_backbone()
         if folded is None or not hasattr(self.module_, "images"):

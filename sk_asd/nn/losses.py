@@ -190,9 +190,10 @@ class MarginLoss(nn.Module):
     ) -> torch.Tensor:
         weights = F.one_hot(y_a.long(), self.n_classes).float()
         if y_b is not None and lam is not None:
-            weights = lam * weights + (1.0 - lam) * F.one_hot(
-                y_b.long(), self.n_classes
-            ).float()
+            weights = (
+                lam * weights
+                + (1.0 - lam) * F.one_hot(y_b.long(), self.n_classes).float()
+            )
         cosine = self.head(embeddings)  # once, for the scale and the loss
         if self.training:
             self._update_adaptive_scale(cosine, weights)

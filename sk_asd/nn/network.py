@@ -21,6 +21,9 @@ from sk_asd.nn.mobilefacenet import MobileFaceNet, downsampled_size
 
 FRONTENDS = {"tastgram": 3, "stgram": 2, "sgram": 1}
 
+#: STFT window of the log-mel in samples (METHOD.md section 1).
+DEFAULT_N_FFT = 2048
+
 
 class TASTgramMFN(nn.Module):
     """Waveforms in, embeddings out.
@@ -77,7 +80,7 @@ class TASTgramMFN(nn.Module):
         *,
         frontend: str = "tastgram",
         sample_rate: int = 16000,
-        n_fft: int = 2048,
+        n_fft: int = DEFAULT_N_FFT,
         hop_length: int = 512,
         n_mels: int = 128,
         embedding_dim: int = 128,
