@@ -307,6 +307,43 @@ def test_failed_compile_falls_back_to_eager(data, fp32_scores, monkeypatch):
     np.testing.assert_allclose(scores, fp32_scores, rtol=1e-4, atol=1e-5)
 
 
+def test_compiled_backbone_scores_like_eager_without_folding(data, fp32_scores):
+    # Validation inside fit runs the training backbone's compiled graph in
+    # evaluation mode; only that graph is compiled here (the fit is eager).
+    X, y = data
+    net, _ = _fit_scores(data, fold_batchnorm=True)
+    net.module_.backbone.compile()
+    net.folded_backbone_ = None  # built by _fit_scores' eager scoring
+    emb = net.evaluation_step((torch.from_numpy(X), None), training=False)
+    scores = net.criterion_.anomaly_score(emb, torch.as_tensor(y)).numpy()
+    assert not net._compile_failed_
+    assert net.folded_backbone_ is None  # the compiled backbone folds itself
+    np.testing.assert_allclose(scores, fp32_scores, rtol=1e-4, atol=1e-5)
+
+
+def test_scoring_compiles_the_folded_backbone_and_follows_the_weights(
+    data, fp32_scores
+):
+    X, y = data
+    net, _ = _fit_scores(data, fold_batchnorm=True)
+    net.compile_backbone = True  # scoring only: the fit above was eager
+    emb = net.forward(X)
+    assert not net._compile_failed_
+    first = net.frozen_backbone_
+    assert first is not None and first[0] is net.folded_backbone_[1]
+    scores = net.criterion_.anomaly_score(emb, torch.as_tensor(y)).numpy()
+    np.testing.assert_allclose(scores, fp32_scores, rtol=1e-4, atol=1e-5)
+    # Frozen weights are constants of the compiled code: a weight change
+    # must give a new compiled backbone, not stale scores.
+    with torch.no_grad():
+        net.module_.backbone.stem[0].weight.mul_(1.1)
+    changed = net.forward(X)
+    assert net.frozen_backbone_ is not first
+    net.compile_backbone = net.fold_batchnorm = False
+    torch.testing.assert_close(changed, net.forward(X), atol=1e-4, rtol=1e-4)
+    assert "frozen_backbone_" not in vars(pickle.loads(pickle.dumps(net)))
+
+
 def test_amp_dtype_resolution():
     assert resolve_amp_dtype(None, "cpu") is None
     assert resolve_amp_dtype("bfloat16", "cpu") is torch.bfloat16

@@ -100,6 +100,7 @@ def make_machine_sounds(
     anomaly_strength: float = 1.0,
     snr_db: float | tuple[float, float] = (6.0, 15.0),
     machine_spread: float = 1.0,
+    speed_variation: float = 0.0,
     random_state: int | np.random.RandomState | None = None,
 ) -> Bunch:
     """Generate synthetic machine sounds with labelled anomalies.
@@ -176,6 +177,15 @@ def make_machine_sounds(
         one machine model (0.2: rotation frequencies within about +-10 % of
         35 Hz), which makes telling the IDs apart harder, as it is for several
         units of one machine model in the DCASE data. Must be in (0, 1].
+    speed_variation : float, default=0.0
+        Clip-to-clip spread of the operating speed of a healthy machine:
+        every clip (training and test, normal and anomalous) runs at its
+        machine's rotation frequency times ``exp(speed_variation * z)``,
+        ``z`` standard normal (0.05: about +-5 %), as a machine does under
+        varying load.  All harmonics move with it; the resonances do not.
+        This makes the machine IDs harder to tell apart by their speed alone
+        and widens what "normal" looks like to a spectrum-average detector.
+        0 (default) leaves every clip exactly as without this option.
     random_state : int, RandomState instance or None, default=None
         Controls everything: the factory, the machine identities, every clip
         and every anomaly. The same value gives bit-identical output; another
@@ -252,6 +262,10 @@ def make_machine_sounds(
         raise ValueError(
             f"machine_spread must be a number in (0, 1], got {machine_spread!r}."
         )
+    if not (isinstance(speed_variation, Real) and 0.0 <= speed_variation <= 0.2):
+        raise ValueError(
+            f"speed_variation must be a number in [0, 0.2], got {speed_variation!r}."
+        )
     snr_range = (
         (float(snr_db), float(snr_db))
         if isinstance(snr_db, Real)
@@ -265,6 +279,10 @@ def make_machine_sounds(
 
     def stream(*key: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=key))
+
+    def speeds(key: int, m: int, n: int) -> np.ndarray:
+        # Own streams, so that speed_variation=0 changes nothing else.
+        return np.exp(speed_variation * stream(key, m).standard_normal(n))
 
     factory = _draw_factory(stream(0), sample_rate)
     width = max(2, len(str(n_machines - 1)))
@@ -282,6 +300,7 @@ def make_machine_sounds(
                 ["normal"] * n_normal_train,
                 rng=stream(2, m),
                 fault_rngs=[None] * n_normal_train,
+                speed_factors=speeds(5, m, n_normal_train),
                 strength=0.0,
                 snr_range=snr_range,
                 n_samples=n_samples,
@@ -302,6 +321,7 @@ def make_machine_sounds(
                 # does not depend on the kinds or number of the other clips.
                 fault_rngs=[None] * n_normal_test
                 + [stream(4, m, j) for j in range(n_anomalous_test)],
+                speed_factors=speeds(6, m, len(clip_kinds)),
                 strength=float(anomaly_strength),
                 snr_range=snr_range,
                 n_samples=n_samples,
@@ -573,6 +593,7 @@ def _render(
     *,
     rng: np.random.Generator,
     fault_rngs: list[np.random.Generator | None],
+    speed_factors: np.ndarray,
     strength: float,
     snr_range: tuple[float, float],
     n_samples: int,
@@ -590,6 +611,8 @@ def _render(
         Source of the healthy sound and the background of every clip.
     fault_rngs : list of numpy.random.Generator or None
         Source of the fault of each anomalous clip (None for normal clips).
+    speed_factors : ndarray of shape (len(kinds),)
+        Operating speed of each clip relative to the machine's.
     strength : float
         Multiplier of every fault.
     snr_range : (float, float)
@@ -612,7 +635,7 @@ def _render(
     # way whatever its kind, so a fault is added on top of an ordinary healthy
     # clip and ``strength=0`` reproduces the normal distribution exactly.
     n_h = machine.amplitudes.size
-    f0 = machine.f0 * (1.0 + _F0_JITTER * rng.standard_normal(n_clips))
+    f0 = machine.f0 * speed_factors * (1.0 + _F0_JITTER * rng.standard_normal(n_clips))
     start = rng.random(n_clips)  # rotor angle at t = 0, in turns
     amp = machine.amplitudes * np.exp(
         _HARMONIC_AMP_JITTER * rng.standard_normal((n_clips, n_h))

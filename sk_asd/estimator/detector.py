@@ -181,11 +181,12 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         (``benchmarks/bench_throughput.py``): the six options together trained
         2.9x and scored about 2x faster than a plain fp32 PyTorch loop.
     compile : bool, default=False
-        ``torch.compile`` the backbone, for training and for scoring (its
-        generated kernels apply BatchNorm and PReLU in one pass, so
-        ``fold_batchnorm`` is then not used).  Each mode compiles once per
-        process, in about 10-60 s on 2 CPU cores; if compiling fails, a
-        warning is issued and the eager backbone is used.
+        ``torch.compile`` the backbone for training, and for scoring a copy
+        with BatchNorm folded in and the weights frozen as constants (packed
+        once for the CPU convolutions).  Compiling takes seconds to a minute
+        on 2 CPU cores, once per fit and once per fitted model's first
+        scoring call; if it fails, a warning is issued and the eager
+        backbone is used.
     crop_seconds : float or None, default=None
         Train on one random crop of this length from every clip, redrawn at
         every epoch, and score a clip by the mean score of evenly spaced

@@ -129,10 +129,11 @@ class ASDNet(NeuralNet):
         ``torch.compile`` the backbone (not the log-mel, whose precision
         fallback is data-dependent).  Training and inference each compile
         once, in about 10-60 s on 2 CPU cores; if compiling fails, a warning
-        is issued and the eager backbone is used.  Inference then runs the
-        compiled backbone in evaluation mode, whose generated kernels apply
-        BatchNorm and PReLU in one pass over the convolution's output, so
-        ``fold_batchnorm`` is not needed and not used.
+        is issued and the eager backbone is used.  Scoring (``forward``)
+        compiles the BatchNorm-folded backbone with its weights frozen as
+        constants (packed once for the CPU convolutions; compiled again
+        whenever the weights change); validation passes inside ``fit`` run
+        the training backbone's compiled graph in evaluation mode.
     crop_samples : int or None, default=None
         Train on one random crop of this many samples per clip and batch
         (starting on a log-mel hop, see
@@ -210,8 +211,14 @@ class ASDNet(NeuralNet):
             return super().partial_fit(X, y, classes, **fit_params)
 
     def forward(self, X: Any, training: bool = False, device: str = "cpu") -> Any:
-        with self.runtime():
-            return super().forward(X, training=training, device=device)
+        # Marks inference on fixed weights (scoring), as opposed to the
+        # validation passes inside fit, whose weights change every epoch.
+        self._scoring = True
+        try:
+            with self.runtime():
+                return super().forward(X, training=training, device=device)
+        finally:
+            self._scoring = False
 
     # ------------------------------------------------------------ log-mels
     def _with_logmels(self, X: Any) -> Any:
@@ -236,6 +243,7 @@ class ASDNet(NeuralNet):
         super().initialize_module()
         self._compile_failed_ = False
         self.folded_backbone_ = None  # belongs to the previous module, if any
+        self.frozen_backbone_ = None
         if self.compile_backbone:
             backbone = getattr(self.module_, "backbone", None)
             if isinstance(backbone, torch.nn.Module) and hasattr(backbone, "compile"):
@@ -330,6 +338,24 @@ class ASDNet(NeuralNet):
         if cached is None or cached[0] != key:
             cached = (key, fold_batchnorm(backbone))
             self.folded_backbone_ = cached
+            self.frozen_backbone_ = None  # compiled from the previous weights
+        return cached[1]
+
+    def _frozen_backbone(self) -> Any:
+        """The folded backbone compiled with its weights frozen, for scoring.
+
+        Freezing lets the compiler treat the weights as constants: it packs
+        them once into the layout the CPU convolutions want and fuses each
+        convolution with the activation after it.  Rebuilt (compiled again)
+        whenever the weights change, so it is only used outside ``fit``.
+        """
+        folded = self._inference_backbone()
+        if folded is None:
+            return None
+        cached = getattr(self, "frozen_backbone_", None)
+        if cached is None or cached[0] is not folded:
+            cached = (folded, torch.compile(folded, options={"freezing": True}))
+            self.frozen_backbone_ = cached
         return cached[1]
 
     def _backbone_compiled(self) -> bool:
@@ -367,10 +393,18 @@ class ASDNet(NeuralNet):
         # A compiled backbone fuses BatchNorm into the activation kernels
         # itself; a folded copy would be a new module to compile again after
         # every weight update (every validation epoch).
-        if training or not self.fold_batchnorm or self._backbone_compiled():
+        frozen = (
+            not training
+            and self.compile_backbone
+            and getattr(self, "_scoring", False)
+            and not self._compile_failed_
+        )
+        if training or not (
+            frozen or (self.fold_batchnorm and not self._backbone_compiled())
+        ):
             return super().evaluation_step(batch, training=training)
-        folded = self._inference_backbone()
-        if folded is None or not hasattr(self.module_, "images"):
+        backbone = self._frozen_backbone() if frozen else self._inference_backbone()
+        if backbone is None or not hasattr(self.module_, "images"):
             return super().evaluation_step(batch, training=training)
         self.check_is_fitted()
         Xi, _ = unpack_data(batch)
@@ -378,12 +412,28 @@ class ASDNet(NeuralNet):
         kwargs = dict(x) if isinstance(x, Mapping) else {"waves": x}
         with torch.no_grad(), self._autocast():
             self._set_training(False)
-            return folded(self.module_.images(**kwargs))
+            images = self.module_.images(**kwargs)
+            if not frozen:
+                return backbone(images)
+            try:
+                return backbone(images)
+            except Exception as exc:  # torch.compile failures have many types
+                self._compile_failed_ = True
+                self.frozen_backbone_ = None
+                warnings.warn(
+                    f"torch.compile of the scoring backbone failed "
+                    f"({type(exc).__name__}: {exc}); continuing without it.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                return self._inference_backbone()(images)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         # A cache, rebuilt on demand; not worth a second copy in every pickle.
         state.pop("folded_backbone_", None)
+        state.pop("frozen_backbone_", None)
+        state.pop("_scoring", None)
         # Holds device tensors; a new one is made if training resumes.
         state.pop("grad_scaler_", None)
         return state
