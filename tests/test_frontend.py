@@ -366,8 +366,14 @@ def test_adaptive_precision_recomputes_only_frames_that_need_float64(monkeypatch
     assert (got - want).abs().max().item() < TOL_DB
     # Realistic machine sounds stay within the tolerance, mostly in float32.
     calls.clear()
-    clips = make_machine_sounds(2, n_normal_train=2, n_normal_test=1,
-                                n_anomalous_test=1, duration=1.0, random_state=0)
+    clips = make_machine_sounds(
+        2,
+        n_normal_train=2,
+        n_normal_test=1,
+        n_anomalous_test=1,
+        duration=1.0,
+        random_state=0,
+    )
     x = torch.from_numpy(clips.X_test)
     got, want = fast(x), exact(x)
     assert (got - want).abs().max().item() < TOL_DB

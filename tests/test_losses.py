@@ -142,8 +142,9 @@ SUB_ANGLES = (0.0, 2 * math.pi / 9, math.pi / 2, 5 * math.pi / 6)
 
 
 def _adacos(n_classes: int = 2) -> MarginLoss:
-    crit = MarginLoss(n_classes, embedding_dim=2, loss="subcluster_adacos",
-                      n_subclusters=2)
+    crit = MarginLoss(
+        n_classes, embedding_dim=2, loss="subcluster_adacos", n_subclusters=2
+    )
     with torch.no_grad():
         crit.head.weight.copy_(torch.tensor([_unit(a) for a in SUB_ANGLES]))
     return crit

@@ -195,6 +195,13 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         step cheaper in proportion; clips not longer than the crop are used
         whole.  At least ``2048 / sample_rate`` (one STFT window).  ``None``:
         whole clips, as in the paper.
+    n_loader_workers : int, default=0
+        Worker processes of the DataLoaders that feed training and scoring.
+        With audio file paths as ``X``, they read and decode the next
+        batches while the network works on the current one; with arrays
+        there is nothing to overlap, so keep 0.  Each worker runs torch with
+        one thread; leave cores for the training threads (``n_threads``).
+        Results do not depend on it.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, batch order and mixup.  The same seed on
         the same device and thread count gives identical scores.
@@ -291,6 +298,7 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         "retain_heap": ["boolean"],
         "compile": ["boolean"],
         "crop_seconds": [None, Interval(Real, 0, None, closed="neither")],
+        "n_loader_workers": [Interval(Integral, 0, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -328,6 +336,7 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         retain_heap: bool = False,
         compile: bool = False,
         crop_seconds: float | None = None,
+        n_loader_workers: int = 0,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
@@ -361,6 +370,7 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         self.retain_heap = retain_heap
         self.compile = compile
         self.crop_seconds = crop_seconds
+        self.n_loader_workers = n_loader_workers
         self.random_state = random_state
         self.verbose = verbose
 
@@ -513,9 +523,22 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
             retain_heap=self.retain_heap,
             compile_backbone=self.compile,
             crop_samples=self._crop_samples(),
+            **self._loader_params(),
             device=device,
             verbose=self.verbose,
         )
+
+    def _loader_params(self) -> dict[str, Any]:
+        """DataLoader worker settings of the net, routed the skorch way."""
+        if self.n_loader_workers == 0:
+            return {}
+        params: dict[str, Any] = {}
+        for loader in ("iterator_train", "iterator_valid"):
+            # Not persistent: persistent workers skip the seed draw that
+            # every new iterator makes from torch's generator, which would
+            # make the training randomness depend on this setting.
+            params[f"{loader}__num_workers"] = self.n_loader_workers
+        return params
 
     def _crop_samples(self) -> int | None:
         """``crop_seconds`` in samples, checked against one STFT window."""
