@@ -345,9 +345,10 @@ class ASDNet(NeuralNet):
         """The folded backbone compiled with its weights frozen, for scoring.
 
         Freezing lets the compiler treat the weights as constants: it packs
-        them once into the layout the CPU convolutions want and fuses each
-        convolution with the activation after it.  Rebuilt (compiled again)
-        whenever the weights change, so it is only used outside ``fit``.
+        them once into the layout the CPU convolutions want, and the
+        elementwise work between convolutions runs in generated, fused
+        kernels.  Rebuilt (compiled again) whenever the weights change, so it
+        is only used outside ``fit``.
         """
         folded = self._inference_backbone()
         if folded is None:
