@@ -106,3 +106,27 @@ def test_wilkinghoff_options_train_and_score_with_every_backend(data, options):
         # The adaptive scale moved away from its AdaCos starting value.
         start = np.sqrt(2) * np.log(2 * 3 - 1)
         assert det.net_.criterion_.adaptive_scale.item() != pytest.approx(start)
+
+
+def test_kmeans_threshold_uses_out_of_fold_scores_of_the_training_clips():
+    X, ids = tiny_clips(n_per_machine=12, seed=5)
+    det = AnomalousSoundDetector(
+        **{**FAST, "n_clusters": 1, "scoring": "kmeans", "contamination": 0.5}
+    ).fit(X, ids)
+    in_sample = det.score_samples(X, ids)
+    for k, machine in enumerate(det.machine_ids_):
+        # A centre fitted without a clip lies farther from it than the centre
+        # fitted with it: the out-of-fold median normality is lower.
+        assert det.offset_[k] < np.median(in_sample[ids == machine])
+
+
+def test_kmeans_threshold_of_small_machines_uses_in_sample_scores(fitted, data):
+    # Fewer than 8 clips per machine (6 here): nothing to split.
+    from sk_asd.estimator.thresholds import gamma_threshold
+
+    X, ids = data
+    normality = _switched(fitted, "kmeans").score_samples(X, ids)
+    for k, machine in enumerate(fitted.machine_ids_):
+        expected = -gamma_threshold(-normality[ids == machine])
+        # Scores are ~1e-7 after two epochs; re-embedding moves them ~1e-10.
+        np.testing.assert_allclose(fitted.offsets_["kmeans"][k], expected, rtol=1e-2)

@@ -145,12 +145,16 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         fitted detector without retraining.
     n_clusters : int, default=16
         k-means centres per machine ID for ``scoring="kmeans"``, capped at a
-        quarter of that machine's training clips.
+        quarter of that machine's training clips (of their crops, with
+        ``crop_seconds``).
     contamination : "auto" or float in (0, 0.5], default="auto"
         How ``offset_`` is set, per machine ID.  ``"auto"``: the DCASE rule,
         the 90th percentile of a gamma distribution fitted to the anomaly
         scores of that machine's training clips.  A float: that fraction of
-        the machine's training clips falls below the threshold.
+        the machine's training clips falls below the threshold.  For
+        ``scoring="kmeans"`` the training clips are scored out of fold (by
+        centres fitted to the other half of the machine's clips), since the
+        final centres were fitted to them.
     device : str, default="auto"
         torch device ("cpu", "cuda", "cuda:1", ...); "auto" picks CUDA when
         available.
@@ -564,21 +568,18 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         """
         embeddings = self._embed(X)
         flat, n_crops = _flatten_crops(embeddings)
-        unit = _unit_rows(flat)
-        crop_codes = np.repeat(codes, n_crops)
-        self.kmeans_centres_ = []
-        for k in range(self.machine_ids_.size):
-            own = unit[crop_codes == k]
-            # At least four clips per centre: with one centre per clip, every
-            # training clip would sit on a centre and the threshold fitted to
-            # their scores would flag any new clip.
-            n_centres = max(1, min(self.n_clusters, len(own) // 4))
-            kmeans = KMeans(n_clusters=n_centres, n_init=3, random_state=seed)
-            kmeans.fit(own)
-            self.kmeans_centres_.append(_unit_rows(kmeans.cluster_centers_))
+        # (n_clips, n_crops, dim): the unit embeddings of every clip's crops.
+        unit = _unit_rows(flat).reshape(len(codes), n_crops, -1)
+        self.kmeans_centres_ = [
+            self._kmeans_centres(unit[codes == k], seed)
+            for k in range(self.machine_ids_.size)
+        ]
         self.offsets_ = {}
         for backend in SCORING_BACKENDS:
-            normality = -self._anomaly_scores(embeddings, codes, backend)
+            if backend == "kmeans":
+                normality = -self._kmeans_out_of_fold(unit, codes, seed)
+            else:
+                normality = -self._anomaly_scores(embeddings, codes, backend)
             offsets = np.empty(self.machine_ids_.size)
             for k in range(self.machine_ids_.size):
                 scores = normality[codes == k]
@@ -587,6 +588,43 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
                 else:
                     offsets[k] = np.percentile(scores, 100.0 * self.contamination)
             self.offsets_[backend] = offsets
+
+    def _kmeans_centres(self, unit: np.ndarray, seed: int) -> np.ndarray:
+        """Unit k-means centres of crop embeddings ``(n_clips, n_crops, dim)``."""
+        rows = unit.reshape(-1, unit.shape[-1])
+        # At least four embeddings (clips, or crops) per centre: with one
+        # centre per clip, every training clip would sit on a centre.
+        n_centres = max(1, min(self.n_clusters, len(rows) // 4))
+        kmeans = KMeans(n_clusters=n_centres, n_init=3, random_state=seed)
+        kmeans.fit(rows)
+        return _unit_rows(kmeans.cluster_centers_)
+
+    def _kmeans_out_of_fold(
+        self, unit: np.ndarray, codes: np.ndarray, seed: int
+    ) -> np.ndarray:
+        """kmeans anomaly scores of the training clips, each from centres fitted
+        without it (two folds per machine).
+
+        The final centres were fitted to the training clips themselves, which
+        therefore lie closer to them than new normal clips do; a threshold
+        fitted to those in-sample distances flagged 15-50 % of held-out
+        normal clips in the demo, against 0-10 % with out-of-fold scores.
+        Machines with fewer than 8 clips keep the in-sample distances.
+        """
+        rng = np.random.RandomState(seed)
+        scores = np.empty(len(codes))
+        for k in range(self.machine_ids_.size):
+            own = np.flatnonzero(codes == k)
+            if own.size < 8:
+                folds = [(own, own)]
+            else:
+                half = rng.permutation(own.size) % 2 == 0
+                folds = [(own[~half], own[half]), (own[half], own[~half])]
+            for fit_rows, held in folds:
+                centres = self._kmeans_centres(unit[fit_rows], seed)
+                distance = 1.0 - (unit[held] @ centres.T).max(axis=-1)
+                scores[held] = distance.mean(axis=1)  # mean over crops
+        return scores
 
     def _file_dataset(self, paths: list[Any]) -> AudioFileDataset:
         return AudioFileDataset(
