@@ -100,6 +100,18 @@ def test_train_writes_a_model_that_python_can_load(cli_model, dcase_root):
     assert sorted(meta["training_paths"]) == train_files
 
 
+def test_train_crop_seconds_reaches_the_detector(dcase_root, tmp_path, capsys):
+    out = tmp_path / "crops.skasd"
+    argv = ["train", str(dcase_root), "-m", "fan", "-o", str(out), "-q"]
+    assert main([*argv, *FAST_TRAIN, "--crop-seconds", "0.2"]) == 0
+    det = load_model(out)
+    assert det.crop_seconds == 0.2 and det.net_.crop_samples == int(0.2 * SR)
+    # Shorter than one STFT window: one error line that says what to use.
+    bad = [*argv, *FAST_TRAIN, "--crop-seconds", "0.05"]
+    assert main(bad) != 0
+    assert "crop_seconds >= 0.128" in _error_line(capsys.readouterr().err)
+
+
 def test_train_quiet_prints_nothing(dcase_root, tmp_path, capsys):
     out = tmp_path / "m.skasd"
     argv = ["train", str(dcase_root), "-m", "fan", "-o", str(out), "-q"]
