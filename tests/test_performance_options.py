@@ -414,3 +414,20 @@ def test_stft_precision_reaches_the_log_mel_and_keeps_the_scores():
         dets["float64"].score_samples(X, ids),
         rtol=1e-3,
     )
+
+
+def test_cuda_nets_pin_batches_and_copy_them_without_blocking():
+    from sk_asd import AnomalousSoundDetector
+
+    det = AnomalousSoundDetector(n_loader_workers=2)
+    cuda = det._loader_params("cuda")
+    assert cuda["iterator_train__pin_memory"] and cuda["iterator_valid__pin_memory"]
+    assert cuda["iterator_train__num_workers"] == 2
+    assert not any("pin_memory" in key for key in det._loader_params("cpu"))
+    # The copy helper keeps values and structure, for tensors, mappings and
+    # arrays alike (on the CPU the copy is a no-op).
+    net = _net()
+    x = torch.randn(2, 3)
+    assert net._to_device(x) is x
+    moved = net._to_device({"waves": x, "logmel": np.ones((2, 1), np.float32)})
+    assert moved["waves"] is x and isinstance(moved["logmel"], torch.Tensor)

@@ -528,16 +528,21 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
             retain_heap=self.retain_heap,
             compile_backbone=self.compile,
             crop_samples=self._crop_samples(),
-            **self._loader_params(),
+            **self._loader_params(device),
             device=device,
             verbose=self.verbose,
         )
 
-    def _loader_params(self) -> dict[str, Any]:
-        """DataLoader worker settings of the net, routed the skorch way."""
-        if self.n_loader_workers == 0:
-            return {}
+    def _loader_params(self, device: str) -> dict[str, Any]:
+        """DataLoader settings of the net, routed the skorch way."""
         params: dict[str, Any] = {}
+        if device.startswith("cuda"):
+            # Batches in page-locked memory let the copy to the GPU run
+            # asynchronously (ASDNet copies with non_blocking=True).
+            params["iterator_train__pin_memory"] = True
+            params["iterator_valid__pin_memory"] = True
+        if self.n_loader_workers == 0:
+            return params
         for loader in ("iterator_train", "iterator_valid"):
             # Not persistent: persistent workers skip the seed draw that
             # every new iterator makes from torch's generator, which would

@@ -261,7 +261,21 @@ class ASDNet(NeuralNet):
         self._compile_failed_ = True
         return True
 
+    def _to_device(self, x: Any) -> Any:
+        """``x`` (a tensor, a mapping of them, or an array) on the net's device.
+
+        Pinned CPU tensors (``pin_memory`` loaders on CUDA) are copied with
+        ``non_blocking=True``, so the copy overlaps the work already queued
+        on the GPU.
+        """
+        if isinstance(x, Mapping):
+            return {key: self._to_device(value) for key, value in x.items()}
+        if isinstance(x, torch.Tensor):
+            return x.to(self.device, non_blocking=x.is_pinned())
+        return to_tensor(x, device=self.device)
+
     def infer(self, x: Any, **fit_params: Any) -> torch.Tensor:
+        x = self._to_device(x)
         with self._autocast():
             try:
                 return super().infer(x, **fit_params)
@@ -280,9 +294,7 @@ class ASDNet(NeuralNet):
         self._set_training(True)
         Xi, yi = unpack_data(batch)
         if is_croppable(Xi, self.crop_samples):
-            Xi = random_crops(
-                to_tensor(Xi, device=self.device), self.crop_samples, self._hop()
-            )
+            Xi = random_crops(self._to_device(Xi), self.crop_samples, self._hop())
         if self.criterion_.uses_mixup and self.mixup_alpha > 0 and len(yi) > 1:
             y = to_tensor(yi, device=self.device)
             # Drawn from torch's generator so that the fit's seed controls it.
@@ -374,7 +386,7 @@ class ASDNet(NeuralNet):
             return self._evaluate_clips(batch, training)
         # A cached log-mel (validation during fit) covers the whole clip; the
         # crops' own log-mels are computed instead.
-        waves = to_tensor(Xi["waves"] if isinstance(Xi, Mapping) else Xi, self.device)
+        waves = self._to_device(Xi["waves"] if isinstance(Xi, Mapping) else Xi)
         crops = grid_crops(waves, self.crop_samples)
         embeddings = self._evaluate_clips((crops, yi), training)
         return embeddings.reshape(len(waves), -1, embeddings.shape[-1])
@@ -409,7 +421,7 @@ class ASDNet(NeuralNet):
             return super().evaluation_step(batch, training=training)
         self.check_is_fitted()
         Xi, _ = unpack_data(batch)
-        x = to_tensor(Xi, device=self.device)
+        x = self._to_device(Xi)
         kwargs = dict(x) if isinstance(x, Mapping) else {"waves": x}
         with torch.no_grad(), self._autocast():
             self._set_training(False)
