@@ -457,6 +457,20 @@ def load_average() -> str:
         return "n/a"
 
 
+def worker_config(
+    args: argparse.Namespace, batch_size: int, n_clips: int, options: dict[str, Any]
+) -> dict[str, Any]:
+    """What a worker process needs to build its side of the comparison."""
+    return {
+        "batch_size": batch_size,
+        "clips": n_clips,
+        "score_clips": args.score_clips,
+        "threads": args.threads,
+        "options": options,
+        "thp": args.thp,
+    }
+
+
 def run_batch_size(args: argparse.Namespace, batch_size: int) -> dict[str, Any]:
     """All measurements for one batch size; prints the table."""
     n_clips = max(args.clips, 2 * batch_size)
@@ -467,14 +481,7 @@ def run_batch_size(args: argparse.Namespace, batch_size: int) -> dict[str, Any]:
         options.update(OPTIONS[name])
     if args.compile:
         options.update(COMPILE)
-    config = {
-        "batch_size": batch_size,
-        "clips": n_clips,
-        "score_clips": args.score_clips,
-        "threads": args.threads,
-        "options": options,
-        "thp": args.thp,
-    }
+    config = worker_config(args, batch_size, n_clips, options)
     print(
         f"\n== batch {batch_size}: {n_clips} training clips/epoch, "
         f"{args.score_clips} scored clips, {args.rounds} rounds; package options: "
@@ -600,14 +607,7 @@ def run_ablation(args: argparse.Namespace, batch_size: int) -> None:
         options: dict[str, Any] = {}
         for name in steps[1 : i + 1]:
             options.update(COMPILE if name == "compile" else OPTIONS[name])
-        configs[step] = {
-            "batch_size": batch_size,
-            "clips": n_clips,
-            "score_clips": args.score_clips,
-            "threads": args.threads,
-            "options": options,
-            "thp": args.thp,
-        }
+        configs[step] = worker_config(args, batch_size, n_clips, options)
     for r in range(args.rounds):
         # Fresh processes every round (see run_batch_size); they warm up
         # side by side, then measure one at a time.

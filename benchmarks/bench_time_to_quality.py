@@ -39,12 +39,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 from skorch.callbacks import Callback
 
 from sk_asd import AnomalousSoundDetector
 from sk_asd.datasets import make_machine_sounds
 from sk_asd.estimator.baseline import LogMelIsolationForest
+from sk_asd.estimator.detector import _flatten_crops, _unit_rows
 from sk_asd.metrics import auc_pauc
 
 RECIPES: dict[str, dict[str, Any]] = {
@@ -76,6 +76,7 @@ class QualityTracker(Callback):
         self.budget = budget
         self.curve: list[tuple[int, float, float, float]] = []
         self.reached: tuple[int, float] | None = None
+        self.detector: AnomalousSoundDetector | None = None  # set by the fit
 
     def _mean_auc(self, anomaly: np.ndarray) -> float:
         d = self.data
@@ -92,34 +93,23 @@ class QualityTracker(Callback):
         )
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
-        d = self.data
+        d, det = self.data, self.detector
         seconds = float(sum(net.history[:, "dur"]))
         with torch.random.fork_rng(devices=[]):
             train = net.forward(d.X_train)
             test = net.forward(d.X_test)
-        ids = np.unique(d.machine_ids_train)
-        codes_train = np.searchsorted(ids, d.machine_ids_train)
-        codes_test = np.searchsorted(ids, d.machine_ids_test)
-        n_crops = train.shape[1] if train.ndim == 3 else 1
-        unit_train = _unit(train.reshape(-1, train.shape[-1]))
-        unit_test = _unit(test.reshape(-1, test.shape[-1]))
-        kmeans = np.empty(len(unit_test))
-        for k in range(ids.size):
-            own = unit_train[np.repeat(codes_train, n_crops) == k]
-            centres = KMeans(
-                n_clusters=max(1, min(16, len(own) // 4)), n_init=3, random_state=0
-            ).fit(own)
-            rows = np.repeat(codes_test, n_crops) == k
-            kmeans[rows] = 1.0 - (
-                unit_test[rows] @ _unit(centres.cluster_centers_).T
-            ).max(axis=1)
-        kmeans = kmeans.reshape(-1, n_crops).mean(axis=1)
-        target = torch.as_tensor(np.repeat(codes_test, n_crops))
-        with torch.no_grad():
-            nll = net.criterion_.anomaly_score(
-                test.reshape(-1, test.shape[-1]).float(), target
-            )
-        nll = nll.double().numpy().reshape(-1, n_crops).mean(axis=1)
+        # The detector's own back-ends, on the weights of this epoch: its
+        # k-means centres are refitted at the end of fit anyway.
+        codes_train = np.searchsorted(det.machine_ids_, d.machine_ids_train)
+        codes_test = np.searchsorted(det.machine_ids_, d.machine_ids_test)
+        flat, n_crops = _flatten_crops(train)
+        unit = _unit_rows(flat).reshape(len(codes_train), n_crops, -1)
+        det.kmeans_centres_ = [
+            det._kmeans_centres(unit[codes_train == k], seed=0)
+            for k in range(det.machine_ids_.size)
+        ]
+        kmeans = det._anomaly_scores(test, codes_test, "kmeans")
+        nll = det._anomaly_scores(test, codes_test, "nll")
         epoch = len(net.history)
         auc_kmeans, auc_nll = self._mean_auc(kmeans), self._mean_auc(nll)
         self.curve.append((epoch, seconds, auc_kmeans, auc_nll))
@@ -135,11 +125,6 @@ class QualityTracker(Callback):
             raise _Stop
 
 
-def _unit(x: Any) -> np.ndarray:
-    x = x.detach().double().cpu().numpy() if isinstance(x, torch.Tensor) else x
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 class TrackedDetector(AnomalousSoundDetector):
     """The detector with a :class:`QualityTracker` among its net's callbacks."""
 
@@ -147,6 +132,7 @@ class TrackedDetector(AnomalousSoundDetector):
 
     def _build_net(self, *args: Any, **kwargs: Any) -> Any:
         net = super()._build_net(*args, **kwargs)
+        type(self).tracker.detector = self
         net.callbacks = [*net.callbacks, ("quality", type(self).tracker)]
         return net
 

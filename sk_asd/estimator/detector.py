@@ -64,6 +64,11 @@ def _flatten_crops(embeddings: torch.Tensor) -> tuple[torch.Tensor, int]:
     return embeddings, 1
 
 
+def _nearest_centre_distance(unit: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Cosine distance of unit vectors (last axis) to the nearest unit centre."""
+    return 1.0 - (unit @ centres.T).max(axis=-1)
+
+
 def _unit_rows(vectors: torch.Tensor | np.ndarray) -> np.ndarray:
     """Rows scaled to unit length, as float64 numpy (embeddings or centres)."""
     if isinstance(vectors, torch.Tensor):
@@ -405,6 +410,7 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
             return self._fit(X, y)
 
     def _fit(self, X: Any, y: Any) -> AnomalousSoundDetector:
+        self._crop_samples()  # a crop shorter than one window fails before any I/O
         from_files = is_path_sequence(X)
         if from_files:
             X = list(X)
@@ -627,7 +633,7 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
                 folds = [(own[~half], own[half]), (own[half], own[~half])]
             for fit_rows, held in folds:
                 centres = self._kmeans_centres(unit[fit_rows], seed)
-                distance = 1.0 - (unit[held] @ centres.T).max(axis=-1)
+                distance = _nearest_centre_distance(unit[held], centres)
                 scores[held] = distance.mean(axis=1)  # mean over crops
         return scores
 
@@ -679,7 +685,7 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         scores = np.empty(len(unit))
         for k in np.unique(codes):
             rows = codes == k
-            scores[rows] = 1.0 - (unit[rows] @ self.kmeans_centres_[k].T).max(axis=1)
+            scores[rows] = _nearest_centre_distance(unit[rows], self.kmeans_centres_[k])
         return scores
 
     def _class_cosine(self, embeddings: torch.Tensor) -> np.ndarray:
