@@ -10,7 +10,8 @@ Prints, in one run and side by side, for the paper's settings (10 s clips at
     left at their defaults.  Its log-mel is the authors' kind too: a plain
     float32 ``torch.stft``, ``abs() ** 2`` and a dense product with the same
     Slaney filter bank (what torchaudio's ``MelSpectrogram`` computes), not
-    the package's optimised front end;
+    the package's optimised front end.  Its Tgram always runs the strided
+    ``Conv1d`` (the package switches to a GEMM without autograd);
 (b) PACKAGE: ``ASDNet`` (the skorch net ``AnomalousSoundDetector`` trains)
     with the speed options, training through ``fit`` and scoring through
     ``forward`` + ``anomaly_score`` as ``score_samples`` does;
@@ -129,6 +130,21 @@ def plain_logmel(package_logmel: Any) -> Any:
     return PlainLogMel()
 
 
+def plain_tgram(package_tgram: Any) -> Any:
+    """The package's Tgram, its first layer always the strided ``Conv1d``.
+
+    Same weights and blocks; only the inference shortcut (one GEMM over the
+    frames, see ``Tgram._extract``) is taken away, as in the authors' code.
+    """
+
+    def forward(wave: Any) -> Any:
+        x = wave.to(package_tgram.conv_extractor.weight.dtype).unsqueeze(1)
+        return package_tgram.blocks(package_tgram.conv_extractor(x))
+
+    package_tgram.forward = forward
+    return package_tgram
+
+
 class Reference:
     """Plain fp32 PyTorch: the authors' recipe on this package's modules."""
 
@@ -147,6 +163,7 @@ class Reference:
         torch.manual_seed(0)
         self.model = TASTgramMFN()
         self.model.logmel = plain_logmel(self.model.logmel)
+        self.model.tgram = plain_tgram(self.model.tgram)
         self.criterion = MarginLoss(N_CLASSES)
         self.optimizer = torch.optim.AdamW(
             [*self.model.parameters(), *self.criterion.parameters()],

@@ -318,6 +318,22 @@ def test_tgram_same_model_accepts_different_lengths():
     torch.testing.assert_close(scaled, long, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("n_samples", [1, 700, 1024, 16001, 160000])
+def test_tgram_inference_gemm_equals_the_convolution(n_samples):
+    # Without autograd the strided convolution runs as one GEMM over the
+    # frames; it must give the convolution's output on any length.
+    torch.manual_seed(3)
+    tgram = Tgram().eval()
+    x = torch.randn(3, n_samples)
+    conv = tgram.conv_extractor(x.unsqueeze(1))
+    with torch.no_grad():
+        gemm = tgram._extract(x)
+        inference = tgram(x)
+    torch.testing.assert_close(gemm, conv.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(inference, tgram(x).detach(), rtol=1e-4, atol=1e-4)
+    assert inference.shape == (3, 128, n_frames(n_samples))
+
+
 def test_tgram_under_cpu_bf16_autocast():
     tgram = Tgram()
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -17,6 +17,7 @@ import torch
 from scipy.stats import spearmanr
 from skorch.callbacks import Callback
 
+from sk_asd.estimator import net as net_module
 from sk_asd.estimator import threads
 from sk_asd.estimator.net import (
     ASDNet,
@@ -289,6 +290,25 @@ def test_folded_backbone_follows_the_weights_and_is_not_pickled(data):
     assert not torch.allclose(first, changed)
     clone = pickle.loads(pickle.dumps(net))
     assert "folded_backbone_" not in vars(clone)
+
+
+def test_scoring_runs_the_backbone_on_sub_batches_with_the_same_result(
+    data, monkeypatch
+):
+    X, _ = data
+    net, _ = _fit_scores(data, fold_batchnorm=True)
+    net.batch_size = 8  # one scoring batch of 8 clips
+    whole = net.forward(X[:8])
+    sizes: list[int] = []
+    folded = net._inference_backbone()
+    hook = folded.register_forward_pre_hook(lambda _, args: sizes.append(len(args[0])))
+    # A budget of three images of these clips: sub-batches of 3, 3 and 2.
+    images = net.module_.images(torch.as_tensor(X[:1]))
+    monkeypatch.setattr(net_module, "BACKBONE_CHUNK_PIXELS", 3 * images[0, 0].numel())
+    chunked = net.forward(X[:8])
+    hook.remove()
+    assert sizes == [3, 3, 2]
+    torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)
 
 
 def test_failed_compile_falls_back_to_eager(data, fp32_scores, monkeypatch):

@@ -37,6 +37,26 @@ from sk_asd.nn.mobilefacenet import MobileFaceNet, fold_batchnorm
 AMP_DTYPES = ("auto", "bfloat16", "float16")
 
 #: The speed switches of ASDNet and their defaults (all off: plain fp32).
+#: Scoring on a CPU runs the backbone on sub-batches of about this many image
+#: pixels (8 ten-second clips of 128 mels x 313 frames): the widest
+#: activations of such a sub-batch stay near 20 MB, so the memory-bound
+#: depthwise convolutions and activations work from the cache instead of RAM.
+#: Measured on 2 cores: 6.8-7.2 vs 7.0-7.7 ms per clip for sub-batches of 8
+#: vs the whole batch of 16 with the compiled backbone, 2.5 % less eager.
+#: Embeddings do not depend on the sub-batch (no BatchNorm statistics at
+#: inference).
+BACKBONE_CHUNK_PIXELS = 8 * 128 * 313
+
+
+def _in_chunks(backbone: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """``backbone(images)``, on CPU sub-batches of ``BACKBONE_CHUNK_PIXELS``."""
+    per_image = images.shape[-2] * images.shape[-1]
+    chunk = max(1, BACKBONE_CHUNK_PIXELS // max(per_image, 1))
+    if images.device.type != "cpu" or len(images) <= chunk:
+        return backbone(images)
+    return torch.cat([backbone(part) for part in images.split(chunk)])
+
+
 SPEED_DEFAULTS: dict[str, Any] = {
     "amp_dtype": None,
     "n_threads": None,
@@ -427,9 +447,9 @@ class ASDNet(NeuralNet):
             self._set_training(False)
             images = self.module_.images(**kwargs)
             if not frozen:
-                return backbone(images)
+                return _in_chunks(backbone, images)
             try:
-                return backbone(images)
+                return _in_chunks(backbone, images)
             except Exception as exc:  # torch.compile failures have many types
                 self._compile_failed_ = True
                 self.frozen_backbone_ = None
@@ -439,7 +459,7 @@ class ASDNet(NeuralNet):
                     RuntimeWarning,
                     stacklevel=2,
                 )
-                return self._inference_backbone()(images)
+                return _in_chunks(self._inference_backbone(), images)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()

@@ -30,6 +30,7 @@ References
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -205,6 +206,15 @@ _CHUNK_SAMPLES = 1 << 20
 _BAND_GROUP = 16
 
 
+@functools.lru_cache(maxsize=16)
+def _hann_window(n_fft: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Periodic Hann window of ``n_fft`` samples, built once per dtype and device.
+
+    Shared and cached: callers must not modify it in place.
+    """
+    return torch.hann_window(n_fft, periodic=True, dtype=dtype, device=device)
+
+
 def _band_blocks(fb: np.ndarray, group: int = _BAND_GROUP) -> list[tuple[int, ...]]:
     """``(first_band, end_band, first_bin, end_bin)`` covering every nonzero.
 
@@ -363,13 +373,13 @@ class LogMelSpectrogram(nn.Module):
 
     def _power_spectrum(self, frames: Tensor) -> Tensor:
         """One-sided power spectrum of Hann-windowed frames, in their dtype."""
-        window = torch.hann_window(
-            self.n_fft, periodic=True, dtype=frames.dtype, device=frames.device
-        )
+        window = _hann_window(self.n_fft, frames.dtype, frames.device)
         spec = torch.fft.rfft(frames * window, dim=-1)
-        # |X|^2 as re^2 + im^2: abs() would take a square root only to
-        # square it again.
-        return spec.real.square() + spec.imag.square()
+        # |X|^2 as re^2 + im^2 (abs() would take a square root only to square
+        # it again), squared in place on the interleaved (re, im) pairs: two
+        # passes over the spectrum instead of three.
+        squares = torch.view_as_real(spec).square_()
+        return squares[..., 0] + squares[..., 1]
 
     def _mel_power(self, wave: Tensor) -> Tensor:
         """Mel power spectrogram (B, n_mels, n_frames) in the dtype of ``wave``.
@@ -377,6 +387,8 @@ class LogMelSpectrogram(nn.Module):
         On the CPU it runs a few clips at a time, so that frames, spectrum and
         power stay in cache, and projects on the filter bank band group by
         band group (the same sums as the dense product, without its zeros).
+        Each group is written straight into its rows of the output, which is
+        already in the (bands, frames) layout the network takes.
         """
         if wave.ndim == 1:
             return self._mel_power(wave[None])[0]
@@ -393,15 +405,19 @@ class LogMelSpectrogram(nn.Module):
             if wave.device.type != "cpu"
             else max(1, _CHUNK_SAMPLES // (n_frames * self.n_fft))
         )
-        mel = wave.new_empty(n_clips, n_frames, self.n_mels)
+        mel = wave.new_empty(n_clips, self.n_mels, n_frames)
         for start in range(0, n_clips, chunk):
             power = self._power_spectrum(frames[start : start + chunk])
             out = mel[start : start + chunk]
             for band0, band1, bin0, bin1 in blocks:
-                out[..., band0:band1] = (
-                    power[..., bin0:bin1] @ fb[band0:band1, bin0:bin1].T
-                )
-        return mel.transpose(1, 2).contiguous()
+                weights = fb[band0:band1, bin0:bin1]
+                if len(power) == 1:
+                    # One clip (10 s clips on a CPU): a plain product written
+                    # in place, without a temporary and a copy.
+                    torch.mm(weights, power[0, :, bin0:bin1].T, out=out[0, band0:band1])
+                else:
+                    out[:, band0:band1] = weights @ power[..., bin0:bin1].mT
+        return mel
 
     def _mel_power_adaptive(self, wave: Tensor) -> Tensor:
         """float32 mel power, with float64 frames where float32 could show.
@@ -604,8 +620,32 @@ class Tgram(nn.Module):
         Tensor of shape (B, n_channels, 1 + T // hop_length)
             Learned features, one frame per hop.
         """
-        x = wave.to(self.conv_extractor.weight.dtype).unsqueeze(1)
-        return self.blocks(self.conv_extractor(x))
+        x = wave.to(self.conv_extractor.weight.dtype)
+        if torch.is_grad_enabled():
+            # Training: the convolution's backward beats the GEMM's, which
+            # has to materialise the overlapping frames for the weight grad.
+            return self.blocks(self.conv_extractor(x.unsqueeze(1)))
+        return self.blocks(self._extract(x))
+
+    def _extract(self, wave: Tensor) -> Tensor:
+        """The strided first convolution, as one matrix product over frames.
+
+        Used for inference (no autograd); training calls the convolution.
+
+        Each output frame is the product of the kernel with one window of
+        the zero-padded waveform, so the windows (a strided view) times the
+        kernel matrix give the convolution exactly (up to float rounding).
+        On 2 CPU cores one GEMM of (frames, window) x (window, channels) took
+        4.3-4.6 ms against 6.3-6.9 ms for the 1-channel strided convolution
+        (bf16, 16 ten-second clips).  Its (frames, channels) result is
+        returned as a (channels, frames) view: the time normalisation that
+        follows reads it once anyway (converting it to float32 under
+        autocast), so a copy here would be a pass for nothing.
+        """
+        half = self.win_length // 2
+        frames = F.pad(wave, (half, half)).unfold(-1, self.win_length, self.hop_length)
+        kernel = self.conv_extractor.weight.squeeze(1)  # (channels, window)
+        return F.linear(frames, kernel).transpose(1, 2)
 
 
 class TemporalAttention(nn.Module):
