@@ -347,19 +347,19 @@ def test_scoring_compiles_the_folded_backbone_and_follows_the_weights(
     net.compile_backbone = True  # scoring only: the fit above was eager
     emb = net.forward(X)
     assert not net._compile_failed_
-    first = net.frozen_backbone_
+    first = net.compiled_scoring_backbone_
     assert first is not None and first[0] is net.folded_backbone_[1]
     scores = net.criterion_.anomaly_score(emb, torch.as_tensor(y)).numpy()
     np.testing.assert_allclose(scores, fp32_scores, rtol=1e-4, atol=1e-5)
-    # Frozen weights are constants of the compiled code: a weight change
-    # must give a new compiled backbone, not stale scores.
+    # A weight change must give a new folded copy and its compiled wrapper,
+    # not stale scores.
     with torch.no_grad():
         net.module_.backbone.stem[0].weight.mul_(1.1)
     changed = net.forward(X)
-    assert net.frozen_backbone_ is not first
+    assert net.compiled_scoring_backbone_ is not first
     net.compile_backbone = net.fold_batchnorm = False
     torch.testing.assert_close(changed, net.forward(X), atol=1e-4, rtol=1e-4)
-    assert "frozen_backbone_" not in vars(pickle.loads(pickle.dumps(net)))
+    assert "compiled_scoring_backbone_" not in vars(pickle.loads(pickle.dumps(net)))
 
 
 def test_amp_dtype_resolution():

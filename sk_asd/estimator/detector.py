@@ -192,8 +192,8 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         (with ``compile`` as well: 2.7-2.8x and 2.3x).
     compile : bool, default=False
         ``torch.compile`` the backbone for training, and for scoring a copy
-        with BatchNorm folded in and the weights frozen as constants (packed
-        once for the CPU convolutions).  Compiling takes seconds to a minute
+        with BatchNorm folded in (its elementwise work fused into generated
+        kernels).  Compiling takes seconds to a minute
         on 2 CPU cores, once per fit and once per fitted model's first
         scoring call; if it fails, a warning is issued and the eager
         backbone is used.

@@ -150,10 +150,10 @@ class ASDNet(NeuralNet):
         fallback is data-dependent).  Training and inference each compile
         once, in about 10-60 s on 2 CPU cores; if compiling fails, a warning
         is issued and the eager backbone is used.  Scoring (``forward``)
-        compiles the BatchNorm-folded backbone with its weights frozen as
-        constants (packed once for the CPU convolutions; compiled again
-        whenever the weights change); validation passes inside ``fit`` run
-        the training backbone's compiled graph in evaluation mode.
+        runs a compiled, BatchNorm-folded copy of the backbone (a new copy
+        when the weights change, reusing the compiled code); validation
+        passes inside ``fit`` run the training backbone's compiled graph in
+        evaluation mode.
     crop_samples : int or None, default=None
         Train on one random crop of this many samples per clip and batch
         (starting on a log-mel hop, see
@@ -263,7 +263,7 @@ class ASDNet(NeuralNet):
         super().initialize_module()
         self._compile_failed_ = False
         self.folded_backbone_ = None  # belongs to the previous module, if any
-        self.frozen_backbone_ = None
+        self.compiled_scoring_backbone_ = None
         if self.compile_backbone:
             backbone = getattr(self.module_, "backbone", None)
             if isinstance(backbone, torch.nn.Module) and hasattr(backbone, "compile"):
@@ -370,25 +370,30 @@ class ASDNet(NeuralNet):
         if cached is None or cached[0] != key:
             cached = (key, fold_batchnorm(backbone))
             self.folded_backbone_ = cached
-            self.frozen_backbone_ = None  # compiled from the previous weights
+            self.compiled_scoring_backbone_ = None  # compiled from the previous weights
         return cached[1]
 
-    def _frozen_backbone(self) -> Any:
-        """The folded backbone compiled with its weights frozen, for scoring.
+    def _compiled_scoring_backbone(self) -> Any:
+        """The folded backbone, compiled for scoring (no autograd).
 
-        Freezing lets the compiler treat the weights as constants: it packs
-        them once into the layout the CPU convolutions want, and the
-        elementwise work between convolutions runs in generated, fused
-        kernels.  Rebuilt (compiled again) whenever the weights change, so it
-        is only used outside ``fit``.
+        The elementwise work between the convolutions (bias, PReLU, residual
+        adds, dtype casts) runs in generated, fused kernels.  The weights are
+        inputs of the compiled graph, so the wrapper made for new weights
+        reuses the compiled code instead of compiling again.
+
+        Inductor's weight freezing (``options={"freezing": True}``) is not
+        used: ``torch.compile`` options reach Inductor but not the tracer,
+        which decides whether weights become constants, so the option alone
+        changes nothing (torch 2.13); switched on globally, it gave no
+        measurable gain here and would recompile after every weight change.
         """
         folded = self._inference_backbone()
         if folded is None:
             return None
-        cached = getattr(self, "frozen_backbone_", None)
+        cached = getattr(self, "compiled_scoring_backbone_", None)
         if cached is None or cached[0] is not folded:
-            cached = (folded, torch.compile(folded, options={"freezing": True}))
-            self.frozen_backbone_ = cached
+            cached = (folded, torch.compile(folded))
+            self.compiled_scoring_backbone_ = cached
         return cached[1]
 
     def _backbone_compiled(self) -> bool:
@@ -426,17 +431,21 @@ class ASDNet(NeuralNet):
         # A compiled backbone fuses BatchNorm into the activation kernels
         # itself; a folded copy would be a new module to compile again after
         # every weight update (every validation epoch).
-        frozen = (
+        compiled = (
             not training
             and self.compile_backbone
             and getattr(self, "_scoring", False)
             and not self._compile_failed_
         )
         if training or not (
-            frozen or (self.fold_batchnorm and not self._backbone_compiled())
+            compiled or (self.fold_batchnorm and not self._backbone_compiled())
         ):
             return super().evaluation_step(batch, training=training)
-        backbone = self._frozen_backbone() if frozen else self._inference_backbone()
+        backbone = (
+            self._compiled_scoring_backbone()
+            if compiled
+            else self._inference_backbone()
+        )
         if backbone is None or not hasattr(self.module_, "images"):
             return super().evaluation_step(batch, training=training)
         self.check_is_fitted()
@@ -446,13 +455,13 @@ class ASDNet(NeuralNet):
         with torch.no_grad(), self._autocast():
             self._set_training(False)
             images = self.module_.images(**kwargs)
-            if not frozen:
+            if not compiled:
                 return _in_chunks(backbone, images)
             try:
                 return _in_chunks(backbone, images)
             except Exception as exc:  # torch.compile failures have many types
                 self._compile_failed_ = True
-                self.frozen_backbone_ = None
+                self.compiled_scoring_backbone_ = None
                 warnings.warn(
                     f"torch.compile of the scoring backbone failed "
                     f"({type(exc).__name__}: {exc}); continuing without it.",
@@ -465,7 +474,7 @@ class ASDNet(NeuralNet):
         state = super().__getstate__()
         # A cache, rebuilt on demand; not worth a second copy in every pickle.
         state.pop("folded_backbone_", None)
-        state.pop("frozen_backbone_", None)
+        state.pop("compiled_scoring_backbone_", None)
         state.pop("_scoring", None)
         # Holds device tensors; a new one is made if training resumes.
         state.pop("grad_scaler_", None)
