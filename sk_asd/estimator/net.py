@@ -41,8 +41,10 @@ AMP_DTYPES = ("auto", "bfloat16", "float16")
 #: pixels (8 ten-second clips of 128 mels x 313 frames): the widest
 #: activations of such a sub-batch stay near 20 MB, so the memory-bound
 #: depthwise convolutions and activations work from the cache instead of RAM.
-#: Measured on 2 cores: 6.8-7.2 vs 7.0-7.7 ms per clip for sub-batches of 8
-#: vs the whole batch of 16 with the compiled backbone, 2.5 % less eager.
+#: Measured on 2 cores, 3 alternating runs: 6.8-7.2 vs 7.0-7.7 ms per clip
+#: for sub-batches of 8 vs the whole batch of 16 with the compiled backbone
+#: (sub-batches of 4: 7.0-7.4), 2.5 % less eager; a later in-process
+#: comparison put 8 and 16 within its noise.
 #: Embeddings do not depend on the sub-batch (no BatchNorm statistics at
 #: inference).
 BACKBONE_CHUNK_PIXELS = 8 * 128 * 313
