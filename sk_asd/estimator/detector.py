@@ -119,8 +119,8 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
     stft_precision : {"adaptive", "float64"}, default="adaptive"
         Precision of the log-mel's STFT.  ``"adaptive"``: float32, with the
         frames that need it (a band more than 70 dB below the frame's power)
-        recomputed in float64; within 1e-3 dB of float64 at about a third of
-        its cost.  ``"float64"``: every frame in float64.
+        recomputed in float64; within 1e-3 dB of float64, which takes about
+        2.5x as long.  ``"float64"``: every frame in float64.
     sample_rate : int, default=16000
         Sample rate of the waveforms in ``X``.  Arrays carry no rate, so it
         is the caller's promise; :mod:`sk_asd.io` resamples files to it.

@@ -36,7 +36,6 @@ from sk_asd.nn.mobilefacenet import MobileFaceNet, fold_batchnorm
 #: Values accepted by ``ASDNet(amp_dtype=...)``.
 AMP_DTYPES = ("auto", "bfloat16", "float16")
 
-#: The speed switches of ASDNet and their defaults (all off: plain fp32).
 #: Scoring on a CPU runs the backbone on sub-batches of about this many image
 #: pixels (8 ten-second clips of 128 mels x 313 frames): the widest
 #: activations of such a sub-batch stay near 20 MB, so the memory-bound
@@ -52,13 +51,13 @@ BACKBONE_CHUNK_PIXELS = 8 * 128 * 313
 
 def _in_chunks(backbone: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     """``backbone(images)``, on CPU sub-batches of ``BACKBONE_CHUNK_PIXELS``."""
-    per_image = images.shape[-2] * images.shape[-1]
-    chunk = max(1, BACKBONE_CHUNK_PIXELS // max(per_image, 1))
+    chunk = max(1, BACKBONE_CHUNK_PIXELS // (images.shape[-2] * images.shape[-1]))
     if images.device.type != "cpu" or len(images) <= chunk:
         return backbone(images)
     return torch.cat([backbone(part) for part in images.split(chunk)])
 
 
+#: The speed switches of ASDNet and their defaults (all off: plain fp32).
 SPEED_DEFAULTS: dict[str, Any] = {
     "amp_dtype": None,
     "n_threads": None,

@@ -206,6 +206,17 @@ _CHUNK_SAMPLES = 1 << 20
 _BAND_GROUP = 16
 
 
+def _centred_frames(wave: Tensor, length: int, hop: int) -> Tensor:
+    """Frames of ``length`` samples every ``hop``, centred on the hops.
+
+    ``length // 2`` zeros pad each side, so frame ``t`` is centred on sample
+    ``t * hop`` and there are ``1 + T // hop`` frames (even ``length``).  A
+    strided view of shape ``(B, n_frames, length)``: no copy of the frames.
+    """
+    half = length // 2
+    return F.pad(wave, (half, half)).unfold(-1, length, hop)
+
+
 @functools.lru_cache(maxsize=16)
 def _hann_window(n_fft: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """Periodic Hann window of ``n_fft`` samples, built once per dtype and device.
@@ -368,8 +379,7 @@ class LogMelSpectrogram(nn.Module):
 
     def _frames(self, wave: Tensor) -> Tensor:
         """Zero-padded centred frames, a view of shape (B, n_frames, n_fft)."""
-        half = self.n_fft // 2
-        return F.pad(wave, (half, half)).unfold(-1, self.n_fft, self.hop_length)
+        return _centred_frames(wave, self.n_fft, self.hop_length)
 
     def _power_spectrum(self, frames: Tensor) -> Tensor:
         """One-sided power spectrum of Hann-windowed frames, in their dtype."""
@@ -642,8 +652,7 @@ class Tgram(nn.Module):
         follows reads it once anyway (converting it to float32 under
         autocast), so a copy here would be a pass for nothing.
         """
-        half = self.win_length // 2
-        frames = F.pad(wave, (half, half)).unfold(-1, self.win_length, self.hop_length)
+        frames = _centred_frames(wave, self.win_length, self.hop_length)
         kernel = self.conv_extractor.weight.squeeze(1)  # (channels, window)
         return F.linear(frames, kernel).transpose(1, 2)
 
