@@ -25,8 +25,15 @@ from sk_asd.estimator.net import (
     resolve_amp_dtype,
 )
 from sk_asd.estimator.threads import retained_heap, torch_threads
+from sk_asd.nn import mobilefacenet
 from sk_asd.nn.losses import MarginLoss
-from sk_asd.nn.mobilefacenet import ConvBlock, FastPReLU, fold_batchnorm
+from sk_asd.nn.mobilefacenet import (
+    ConvBlock,
+    DepthwiseConv2d,
+    FastPReLU,
+    MobileFaceNet,
+    fold_batchnorm,
+)
 from sk_asd.nn.network import TASTgramMFN
 from tests.conftest import tiny_clips
 
@@ -121,6 +128,119 @@ def test_fast_prelu_keeps_the_state_dict():
     assert a.state_dict().keys() == b.state_dict().keys()
     b.load_state_dict(a.state_dict())
     assert any(isinstance(m, FastPReLU) for m in b.modules())
+
+
+# ------------------------------------------------------ depthwise convolution
+def _depthwise_pair(
+    channels: int, stride: int
+) -> tuple[torch.nn.Conv2d, DepthwiseConv2d]:
+    torch.manual_seed(0)
+    ref = torch.nn.Conv2d(channels, channels, 3, stride, 1, groups=channels, bias=False)
+    fast = DepthwiseConv2d(channels, 3, stride, 1)
+    fast.load_state_dict(ref.state_dict())
+    return ref, fast
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(("stride", "size"), [(2, (9, 15)), (2, (8, 14)), (3, (7, 11))])
+def test_strided_depthwise_gradients_equal_the_convolution_under_bf16(
+    channels_last, stride, size
+):
+    ref, fast = _depthwise_pair(16, stride)
+    x = torch.randn(3, 16, *size)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    xr, xf = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        yr, yf = ref(xr), fast(xf)
+    assert yf.dtype == torch.bfloat16
+    assert torch.equal(yr, yf)
+    grad = torch.randn_like(yr)
+    yr.backward(grad)
+    yf.backward(grad)
+    # The input gradient is summed in float32 by both kernels (at most
+    # ceil(3 / stride)**2 products per element) before rounding.
+    torch.testing.assert_close(xf.grad, xr.grad, rtol=1e-2, atol=1e-3)
+    assert torch.equal(fast.weight.grad, ref.weight.grad)
+    assert xf.grad.shape == x.shape
+
+
+def test_strided_depthwise_input_gradient_is_float32_exact():
+    # Against a float64 reference the fast path is the float32 sum rounded
+    # once to bfloat16: within half a bfloat16 ulp (2**-9 relative).
+    _, fast = _depthwise_pair(8, 2)
+    fast.bfloat16()  # a bfloat16 module, without autocast
+    x = torch.randn(2, 8, 11, 13).bfloat16().requires_grad_()
+    grad = torch.randn(2, 8, 6, 7).bfloat16()
+    fast(x).backward(grad)
+    x64 = x.detach().double().requires_grad_()
+    torch.nn.functional.conv2d(
+        x64, fast.weight.detach().double(), None, 2, 1, 1, 8
+    ).backward(grad.double())
+    exact = x64.grad
+    assert torch.all((x.grad.double() - exact).abs() <= exact.abs() * 2**-8 + 1e-30)
+
+
+def test_depthwise_is_plain_conv2d_where_the_backward_is_not_needed():
+    ref, fast = _depthwise_pair(4, 2)
+    x = torch.randn(2, 4, 9, 9)
+    calls = []
+    original = mobilefacenet._StridedDepthwiseFunction.apply
+    try:
+        mobilefacenet._StridedDepthwiseFunction.apply = lambda *a: (
+            calls.append(1) or original(*a)
+        )
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            assert torch.equal(fast(x), ref(x))
+        assert torch.equal(fast(x.requires_grad_()), ref(x))  # float32
+        assert calls == []
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast(x)
+        assert calls == [1]
+    finally:
+        mobilefacenet._StridedDepthwiseFunction.apply = original
+
+
+@pytest.mark.skipif(
+    not hasattr(torch.library, "opcheck"),
+    reason="torch.library.opcheck needs torch>=2.4",
+)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_depthwise_input_gradient_op_passes_opcheck(channels_last):
+    # The op is opaque to torch.compile, which trusts its fake (meta) version
+    # for shapes and strides: opcheck compares the two.
+    grad = torch.randn(2, 8, 5, 6).bfloat16()
+    if channels_last:
+        grad = grad.contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(8, 1, 3, 3).bfloat16()
+    torch.library.opcheck(
+        mobilefacenet._depthwise_input_grad,
+        (grad, weight, [2, 8, 9, 11], [2, 2], [1, 1]),
+        test_utils=("test_schema", "test_faketensor"),
+    )
+
+
+def test_backbone_uses_the_depthwise_module_and_old_state_dicts_load():
+    backbone = MobileFaceNet(n_mels=N_MELS)
+    strided = [m for m in backbone.modules() if isinstance(m, DepthwiseConv2d)]
+    assert len(strided) == 1 + 6  # stem_dw and one per bottleneck
+    plain = MobileFaceNet(n_mels=N_MELS)
+    for module in plain.modules():
+        for name, child in module.named_children():
+            if isinstance(child, DepthwiseConv2d):
+                conv = torch.nn.Conv2d(
+                    child.in_channels,
+                    child.out_channels,
+                    3,
+                    child.stride,
+                    1,
+                    groups=child.groups,
+                    bias=False,
+                )
+                setattr(module, name, conv)
+    backbone.load_state_dict(plain.state_dict())
+    with pytest.raises(ValueError, match="as many output as input channels"):
+        ConvBlock(4, 8, 3, depthwise=True)
 
 
 # -------------------------------------------------------------- the module

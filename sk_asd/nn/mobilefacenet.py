@@ -18,6 +18,8 @@ the authors' operator.
 Two switches change speed, not results: ``channels_last`` runs the backbone in
 the NHWC memory format, which oneDNN's CPU convolutions prefer, and
 ``fast_prelu`` replaces the backward pass of PReLU (see :class:`FastPReLU`).
+The strided depthwise convolutions are :class:`DepthwiseConv2d`, whose input
+gradient avoids a slow bfloat16 CPU kernel (same gradients, always on).
 :func:`fold_batchnorm` gives an inference copy with every BatchNorm folded
 into the convolution before it.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -152,6 +155,175 @@ class FastPReLU(nn.PReLU):
         return _PReLUFunction.apply(x, weight)
 
 
+def _depthwise_input_grad_impl(
+    grad: torch.Tensor,
+    weight: torch.Tensor,
+    input_shape: list[int],
+    stride: list[int],
+    padding: list[int],
+) -> torch.Tensor:
+    """Input gradient of a depthwise convolution, summed in float32."""
+    # The strided convolution drops the last input rows/columns that complete
+    # no window; output_padding gives them back.
+    kernel = weight.shape[-2:]
+    extra = [
+        input_shape[2 + i]
+        - ((grad.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + kernel[i])
+        for i in range(2)
+    ]
+    grad_x = F.conv_transpose2d(
+        grad.float(), weight.float(), None, stride, padding, extra, input_shape[1]
+    )
+    return grad_x.to(grad.dtype).contiguous(memory_format=_memory_format(grad))
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    """channels_last for NHWC tensors, else the default (contiguous)."""
+    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+if hasattr(torch.library, "custom_op"):  # torch >= 2.4
+    # An opaque op for torch.compile: Inductor otherwise lowers the float32
+    # transposed convolution itself and picks a path that took 104 ms where
+    # eager took 9 (2 cores, (16, 512, 16, 40) gradient, stride 2).
+    _depthwise_input_grad = torch.library.custom_op(
+        "sk_asd::depthwise_input_grad", mutates_args=()
+    )(_depthwise_input_grad_impl)
+
+    @_depthwise_input_grad.register_fake
+    def _(
+        grad: torch.Tensor,
+        weight: torch.Tensor,
+        input_shape: list[int],
+        stride: list[int],
+        padding: list[int],
+    ) -> torch.Tensor:
+        return grad.new_empty(input_shape).contiguous(
+            memory_format=_memory_format(grad)
+        )
+else:  # pragma: no cover - older torch: no compile-time boundary needed
+    _depthwise_input_grad = _depthwise_input_grad_impl
+
+
+class _StridedDepthwiseFunction(torch.autograd.Function):
+    """Strided depthwise convolution with its input gradient in float32.
+
+    oneDNN's bfloat16 CPU kernel for the input gradient of a *strided*
+    depthwise convolution is slow: on 2 cores, for a (16, 512, 32, 79)
+    input with stride 2, it took 88-100 ms against 5-6 ms for the forward
+    pass, and 38-63 ms for the two other strided depthwise layers of the
+    backbone, about a fifth of a bf16 training step.  The same gradient is a
+    transposed convolution of the output gradient with the kernel; computed
+    in float32 and rounded to bfloat16 it took 13, 11 and 2 ms and equalled
+    the bfloat16 kernel's result bit for bit (both sum the at most four
+    products per element in float32).  Stride-1 layers do not need this
+    (their bfloat16 input gradient took 1.5-4.4 ms), nor does float32
+    (11 vs 7 ms, within noise on the smaller layers).  The weight gradient
+    stays with ATen's kernel.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        stride: tuple[int, int],
+        padding: tuple[int, int],
+    ) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.stride, ctx.padding = stride, padding
+        return F.conv2d(x, weight, None, stride, padding, 1, x.shape[1])
+
+    @staticmethod
+    @once_differentiable
+    def backward(
+        ctx: Any, grad: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
+        x, weight = ctx.saved_tensors
+        stride, padding, groups = list(ctx.stride), list(ctx.padding), x.shape[1]
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _depthwise_input_grad(grad, weight, list(x.shape), stride, padding)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.ops.aten.convolution_backward(
+                grad,
+                x,
+                weight,
+                None,
+                stride,
+                padding,
+                [1, 1],
+                False,
+                [0, 0],
+                groups,
+                [False, True, False],
+            )[1]
+        return grad_x, grad_w, None, None
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """Depthwise ``nn.Conv2d`` (one group per channel), fast to train on CPUs.
+
+    Same parameters, ``state_dict`` and outputs as the ``nn.Conv2d`` it
+    replaces.  When it is strided, has no bias, runs on the CPU in bfloat16
+    (bfloat16 input or bfloat16 autocast) and autograd is recording, the
+    backward pass computes the input gradient as a float32 transposed
+    convolution instead of the slow bfloat16 kernel (see
+    ``_StridedDepthwiseFunction``); in every other case it is plain
+    ``nn.Conv2d``.
+
+    Parameters
+    ----------
+    channels : int
+        Input and output channels.
+    kernel_size : int or tuple of (int, int)
+        Size of the kernel.
+    stride : int, default=1
+        Convolution stride.
+    padding : int, default=0
+        Zero padding on each side.
+    bias : bool, default=False
+        Learnable bias (the backbone folds one in for inference only).
+
+    Attributes
+    ----------
+    weight : torch.nn.Parameter of shape (channels, 1, *kernel_size)
+        The per-channel kernels.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int = 1,
+        padding: int = 0,
+        *,
+        bias: bool = False,
+    ) -> None:
+        super().__init__(
+            channels, channels, kernel_size, stride, padding, groups=channels, bias=bias
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            self.stride == (1, 1)
+            or self.bias is not None
+            or x.device.type != "cpu"
+            or not torch.is_grad_enabled()
+            or not (x.requires_grad or self.weight.requires_grad)
+        ):
+            return super().forward(x)
+        weight = self.weight
+        dtype = _autocast_dtype("cpu")
+        if dtype is not None and x.is_floating_point():
+            x, weight = x.to(dtype), weight.to(dtype)
+        if x.dtype != torch.bfloat16 or weight.dtype != torch.bfloat16:
+            return super().forward(x)
+        return _StridedDepthwiseFunction.apply(x, weight, self.stride, self.padding)
+
+
 class ConvBlock(nn.Sequential):
     """Conv2d (no bias) + BatchNorm2d, followed by PReLU unless ``linear``.
 
@@ -176,7 +348,7 @@ class ConvBlock(nn.Sequential):
 
     Attributes
     ----------
-    [0] : torch.nn.Conv2d
+    [0] : torch.nn.Conv2d or DepthwiseConv2d
         The bias-free convolution (the block is an ``nn.Sequential``, so its
         layers are reached by index).
     [1] : torch.nn.BatchNorm2d
@@ -197,18 +369,19 @@ class ConvBlock(nn.Sequential):
         linear: bool = False,
         fast_prelu: bool = False,
     ) -> None:
-        layers: list[nn.Module] = [
-            nn.Conv2d(
-                in_channels,
-                out_channels,
-                kernel_size,
-                stride,
-                padding,
-                groups=in_channels if depthwise else 1,
-                bias=False,
-            ),
-            nn.BatchNorm2d(out_channels),
-        ]
+        if depthwise and in_channels != out_channels:
+            raise ValueError(
+                "A depthwise block needs as many output as input channels, got "
+                f"{in_channels} and {out_channels}."
+            )
+        conv = (
+            DepthwiseConv2d(in_channels, kernel_size, stride, padding)
+            if depthwise
+            else nn.Conv2d(
+                in_channels, out_channels, kernel_size, stride, padding, bias=False
+            )
+        )
+        layers: list[nn.Module] = [conv, nn.BatchNorm2d(out_channels)]
         if not linear:
             layers.append((FastPReLU if fast_prelu else nn.PReLU)(out_channels))
         super().__init__(*layers)
