@@ -289,7 +289,7 @@ class DepthwiseConv2d(nn.Conv2d):
 
     Attributes
     ----------
-    weight : torch.nn.Parameter of shape (channels, 1, *kernel_size)
+    weight : torch.nn.Parameter of shape (channels, 1, kernel_height, kernel_width)
         The per-channel kernels.
     """
 
