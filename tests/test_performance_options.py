@@ -122,6 +122,28 @@ def test_fast_prelu_under_bf16_autocast_matches_autocast_prelu():
     torch.testing.assert_close(fast.weight.grad, ref.weight.grad, rtol=2e-2, atol=1e-2)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("shape", [(3, 6, 5, 7), (2, 300, 9, 11), (1, 1, 4, 4)])
+def test_piecewise_float32_sum_equals_the_float64_sum(
+    dtype, layout, per_channel, shape, monkeypatch
+):
+    # Small pieces, so that every case is summed in several of them.
+    monkeypatch.setattr(mobilefacenet, "_SUM_PIECE", 600)
+    torch.manual_seed(0)
+    t = torch.randn(shape).to(dtype)
+    if layout == "channels_last":
+        t = t.contiguous(memory_format=torch.channels_last)
+    elif layout == "strided":
+        t = torch.randn(shape[0], shape[1], 2 * shape[2], shape[3]).to(dtype)[:, :, ::2]
+    dims = [d for d in range(4) if not (per_channel and d == 1)]
+    expected = t.double().sum(dims)
+    out = mobilefacenet._sum_to_channels_float32(t, per_channel)
+    assert out.dtype == torch.float32 and out.shape == expected.shape
+    torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-4)
+
+
 def test_fast_prelu_keeps_the_state_dict():
     a = TASTgramMFN(n_mels=N_MELS)
     b = TASTgramMFN(n_mels=N_MELS, fast_prelu=True)
