@@ -329,9 +329,10 @@ class Package:
     def plain_loop(self) -> float:
         """One epoch of the same work as ``fit(max_epochs=1)``, without skorch.
 
-        Same module and options (autocast, threads, heap, cached log-mels),
-        same mixup and AdamW; batches are cut from a tensor.  Timed like
-        ``fit``'s wall time: building the module and the cache included.
+        Same module and options (autocast, threads, heap, cached log-mels,
+        ``torch.compile`` of the backbone), same mixup and AdamW; batches are
+        cut from a tensor.  Timed like ``fit``'s wall time: building the
+        module and the cache included.
         """
         torch = self.torch
         from sk_asd.nn.losses import MarginLoss
@@ -343,6 +344,10 @@ class Package:
         with shell.runtime():
             module_kwargs = shell.get_params_for("module")
             model = TASTgramMFN(**module_kwargs)
+            if shell.compile_backbone:
+                # As ASDNet.initialize_module does; the compiled code of the
+                # warm-up is reused (parameters are graph inputs).
+                model.backbone.compile()
             criterion = MarginLoss(N_CLASSES)
             optimizer = torch.optim.AdamW(
                 [*model.parameters(), *criterion.parameters()],
