@@ -121,6 +121,12 @@ class _PReLUFunction(torch.autograd.Function):
 _SUM_PIECE = 1 << 17
 
 
+def _compiling() -> bool:
+    """Whether torch.compile is tracing the calling code."""
+    is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return bool(is_compiling is not None and is_compiling())
+
+
 def _sum_to_channels_float32(t: torch.Tensor, per_channel: bool) -> torch.Tensor:
     """Float32 sum of ``t`` over all dims but 1 (``per_channel``) or all dims.
 
@@ -130,7 +136,9 @@ def _sum_to_channels_float32(t: torch.Tensor, per_channel: bool) -> torch.Tensor
     and layouts other than contiguous or channels-last, are summed in one call.
     """
     dims = [d for d in range(t.ndim) if not (per_channel and d == 1)]
-    if t.dtype == torch.float32 or t.ndim < 2:
+    # Under torch.compile Inductor fuses the cast into its reduction anyway,
+    # and traced pieces would become hundreds of small kernels.
+    if t.dtype == torch.float32 or t.ndim < 2 or _compiling():
         return t.sum(dims, dtype=torch.float32)
     if not per_channel and t.is_contiguous():
         t = t.reshape(-1, 1, 1)  # one "channel"
