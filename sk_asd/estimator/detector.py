@@ -188,8 +188,9 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         the previous allocator thresholds are restored afterwards).
         Measured on 2 CPU cores, 10 s clips, batch 16
         (``benchmarks/bench_throughput.py``): the six options together trained
-        2.6-2.9x and scored about 2.4x faster than a plain fp32 PyTorch loop
-        (with ``compile`` as well: 2.7-2.9x and 2.3-2.9x, run to run).
+        3.2-3.6x and scored 1.9-2.1x faster than a plain fp32 PyTorch loop
+        in the best rounds of two runs (with ``compile`` as well: 3.3-3.6x
+        and 2.3-2.6x); the reference's own scoring speed varies most.
     compile : bool, default=False
         ``torch.compile`` the backbone for training, and for scoring a copy
         with BatchNorm folded in (its elementwise work fused into generated
