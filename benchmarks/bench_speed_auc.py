@@ -7,8 +7,10 @@ once with the options that change numerics or the training path switched on
 BatchNorm folding for scoring, cached log-mels), and once with the log-mel
 computed wholly in float64 instead of the default adaptive precision (float32
 STFT, float64 where a frame needs it), which is on by default; then bf16
-autocast alone, and training on random 1 s crops of the 2 s clips (half the
-compute per epoch; scores are the mean over two crops).  Prints the
+autocast alone, the speed options with int8 scoring (trained exactly like
+"all speed options", so the two differ only in how they score), and
+training on random 1 s crops of the 2 s clips (half the compute per epoch;
+scores are the mean over two crops).  Prints the
 mean AUC / pAUC of every scoring back-end per seed and the mean +- standard
 deviation across seeds, so the difference can be read against the seed-to-seed spread.
 Usage::
@@ -38,6 +40,14 @@ SETTINGS = {
         fast_prelu=True,
         fold_batchnorm=True,
         cache_logmel=True,
+    ),
+    "options + int8": dict(
+        precision="auto",
+        channels_last=True,
+        fast_prelu=True,
+        fold_batchnorm=True,
+        cache_logmel=True,
+        int8_scoring=True,
     ),
     "float64 log-mel": dict(stft_precision="float64"),
     "bf16 autocast only": dict(precision="auto"),

@@ -39,6 +39,7 @@ Examples
 ``python benchmarks/bench_throughput.py --batch-size 16 64``
 ``python benchmarks/bench_throughput.py --ablation``     (one option at a time)
 ``python benchmarks/bench_throughput.py --compile``      (adds torch.compile)
+``python benchmarks/bench_throughput.py --compile --int8`` (and int8 scoring)
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "fold_batchnorm": {"fold_batchnorm": True},
 }
 COMPILE = {"compile_backbone": True}
+#: Opt-in int8 scoring (CPU; see sk_asd.nn.quantization); training unchanged.
+INT8 = {"int8_scoring": True}
 
 
 # --------------------------------------------------------------------- data
@@ -503,11 +506,13 @@ def run_batch_size(args: argparse.Namespace, batch_size: int) -> dict[str, Any]:
         options.update(OPTIONS[name])
     if args.compile:
         options.update(COMPILE)
+    if args.int8:
+        options.update(INT8)
     config = worker_config(args, batch_size, n_clips, options)
     print(
         f"\n== batch {batch_size}: {n_clips} training clips/epoch, "
         f"{args.score_clips} scored clips, {args.rounds} rounds; package options: "
-        f"{', '.join(args.options) + (', compile' if args.compile else '') or 'none'}"
+        f"{', '.join(extra_steps(args)) or 'none'}"
         + ("; package worker with THP_MEM_ALLOC_ENABLE=1" if args.thp else "")
     )
     rows: dict[str, list[float]] = {
@@ -612,11 +617,19 @@ def run_batch_size(args: argparse.Namespace, batch_size: int) -> dict[str, Any]:
     return result
 
 
+OPT_IN = {"compile": COMPILE, "int8": INT8}
+
+
+def extra_steps(args: argparse.Namespace) -> list[str]:
+    """The package options of this run, by short name, opt-in ones last."""
+    return [*args.options] + [name for name in OPT_IN if getattr(args, name)]
+
+
 def run_ablation(args: argparse.Namespace, batch_size: int) -> None:
     """Package only: add one option at a time and measure train and score."""
     n_clips = max(args.clips, 2 * batch_size)
     n_clips -= n_clips % batch_size
-    steps = ["none", *args.options] + (["compile"] if args.compile else [])
+    steps = ["none", *extra_steps(args)]
     print(
         f"\n== ablation, batch {batch_size}: options added one at a time "
         f"(cumulative), {args.rounds} rounds, best round shown"
@@ -628,7 +641,7 @@ def run_ablation(args: argparse.Namespace, batch_size: int) -> None:
     for i, step in enumerate(steps):
         options: dict[str, Any] = {}
         for name in steps[1 : i + 1]:
-            options.update(COMPILE if name == "compile" else OPTIONS[name])
+            options.update(OPT_IN.get(name) or OPTIONS[name])
         configs[step] = worker_config(args, batch_size, n_clips, options)
     for r in range(args.rounds):
         # Fresh processes every round (see run_batch_size); they warm up
@@ -692,6 +705,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--compile", action="store_true", help="add torch.compile of the backbone"
+    )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="add int8 scoring (1x1 convolutions; calibrated at the end of fit)",
     )
     parser.add_argument(
         "--thp",

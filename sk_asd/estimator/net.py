@@ -32,6 +32,11 @@ from skorch.utils import TeeGenerator, to_tensor
 from sk_asd.estimator.crops import grid_crops, is_croppable, random_crops
 from sk_asd.estimator.threads import retained_heap, torch_threads
 from sk_asd.nn.mobilefacenet import MobileFaceNet, fold_batchnorm
+from sk_asd.nn.quantization import (
+    calibrate_input_ranges,
+    int8_available,
+    quantize_backbone,
+)
 
 #: Values accepted by ``ASDNet(amp_dtype=...)``.
 AMP_DTYPES = ("auto", "bfloat16", "float16")
@@ -49,9 +54,14 @@ AMP_DTYPES = ("auto", "bfloat16", "float16")
 BACKBONE_CHUNK_PIXELS = 8 * 128 * 313
 
 
+def _chunk_size(images: torch.Tensor) -> int:
+    """Images per CPU sub-batch of about ``BACKBONE_CHUNK_PIXELS``."""
+    return max(1, BACKBONE_CHUNK_PIXELS // (images.shape[-2] * images.shape[-1]))
+
+
 def _in_chunks(backbone: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     """``backbone(images)``, on CPU sub-batches of ``BACKBONE_CHUNK_PIXELS``."""
-    chunk = max(1, BACKBONE_CHUNK_PIXELS // (images.shape[-2] * images.shape[-1]))
+    chunk = _chunk_size(images)
     if images.device.type != "cpu" or len(images) <= chunk:
         return backbone(images)
     return torch.cat([backbone(part) for part in images.split(chunk)])
@@ -66,7 +76,25 @@ SPEED_DEFAULTS: dict[str, Any] = {
     "fold_batchnorm": False,
     "compile_backbone": False,
     "crop_samples": None,
+    "int8_scoring": False,
 }
+
+#: Training clips, spread evenly over the training set, whose activations set
+#: the input ranges of int8 scoring.
+INT8_CALIBRATION_CLIPS = 64
+
+
+def weights_fingerprint(module: torch.nn.Module) -> tuple[float, ...]:
+    """Sum of every floating-point tensor of ``module``'s state, in float64.
+
+    Survives pickling (unlike tensor ids and version counters), so a stored
+    calibration can tell whether the weights are still those it saw.
+    """
+    return tuple(
+        float(t.detach().double().sum())
+        for t in module.state_dict().values()
+        if t.is_floating_point()
+    )
 
 
 def cpu_supports_bf16() -> bool:
@@ -164,6 +192,14 @@ class ASDNet(NeuralNet):
         returns embeddings of shape ``(n_clips, n_crops, embedding_dim)``.
         Clips not longer than the crop are used whole.  ``None`` uses whole
         clips throughout.
+    int8_scoring : bool, default=False
+        Score (``forward``) with the 1x1 convolutions of the BatchNorm-folded
+        backbone in int8 (CPU only, see :mod:`sk_asd.nn.quantization`),
+        always compiled.  Every ``fit``/``partial_fit`` ends by calibrating
+        their input ranges on :data:`INT8_CALIBRATION_CLIPS` training clips;
+        if the weights change otherwise (``load_params``), scoring warns and
+        runs in floating point until the next fit.  Validation passes inside
+        ``fit`` are not affected.
     *args, **kwargs
         Passed to :class:`skorch.NeuralNet`.
     """
@@ -179,6 +215,7 @@ class ASDNet(NeuralNet):
         fold_batchnorm: bool = False,
         compile_backbone: bool = False,
         crop_samples: int | None = None,
+        int8_scoring: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -190,6 +227,7 @@ class ASDNet(NeuralNet):
         self.fold_batchnorm = fold_batchnorm
         self.compile_backbone = compile_backbone
         self.crop_samples = crop_samples
+        self.int8_scoring = int8_scoring
 
     # --------------------------------------------------------- run settings
     @contextmanager
@@ -218,18 +256,23 @@ class ASDNet(NeuralNet):
         return scaler
 
     def fit(self, X: Any, y: Any = None, **fit_params: Any) -> ASDNet:
+        self._check_int8()  # before initialize() moves anything to a device
         with self.runtime():
             return super().fit(X, y, **fit_params)
 
     def partial_fit(
         self, X: Any, y: Any = None, classes: Any = None, **fit_params: Any
     ) -> ASDNet:
+        self._check_int8()
         with self.runtime():
             if not self.initialized_:
                 self.initialize()
             if self.cache_logmel:
                 X = self._with_logmels(X)
-            return super().partial_fit(X, y, classes, **fit_params)
+            super().partial_fit(X, y, classes, **fit_params)
+            if self.int8_scoring:
+                self._calibrate_int8(X, y)
+            return self
 
     def forward(self, X: Any, training: bool = False, device: str = "cpu") -> Any:
         # Marks inference on fixed weights (scoring), as opposed to the
@@ -265,6 +308,7 @@ class ASDNet(NeuralNet):
         self._compile_failed_ = False
         self.folded_backbone_ = None  # belongs to the previous module, if any
         self.compiled_scoring_backbone_ = None
+        self.int8_backbone_ = None
         if self.compile_backbone:
             backbone = getattr(self.module_, "backbone", None)
             if isinstance(backbone, torch.nn.Module) and hasattr(backbone, "compile"):
@@ -397,6 +441,80 @@ class ASDNet(NeuralNet):
             self.compiled_scoring_backbone_ = cached
         return cached[1]
 
+    # ------------------------------------------------------------- int8
+    def _check_int8(self) -> None:
+        """Fail before training when int8 scoring cannot run here."""
+        if not self.int8_scoring:
+            return
+        if torch.device(self.device).type != "cpu":
+            raise ValueError(
+                f"int8_scoring runs on the CPU only, but device={self.device!r}; "
+                "set int8_scoring=False (on a GPU, bfloat16/float16 autocast is "
+                "the fast path) or device='cpu'."
+            )
+        if not int8_available():
+            raise ValueError(
+                "int8_scoring needs torch's oneDNN quantised convolution "
+                "(torch.ops.onednn.qconv_pointwise), which this torch build "
+                "lacks; set int8_scoring=False."
+            )
+
+    def _calibration_images(self, X: Any, y: Any) -> Iterator[torch.Tensor]:
+        """Backbone inputs of the calibration clips, as scoring makes them."""
+        dataset = self.get_dataset(X, y)
+        n = len(dataset)
+        indices = np.unique(
+            np.linspace(0, n - 1, min(n, INT8_CALIBRATION_CLIPS)).round().astype(int)
+        )
+        subset = torch.utils.data.Subset(dataset, indices.tolist())
+        for batch in self.get_iterator(subset, training=False):
+            Xi, _ = unpack_data(batch)
+            x = self._to_device(Xi)
+            waves = x["waves"] if isinstance(x, Mapping) else x
+            if is_croppable(waves, self.crop_samples):
+                kwargs = {"waves": grid_crops(waves, self.crop_samples)}
+            else:
+                kwargs = dict(x) if isinstance(x, Mapping) else {"waves": x}
+            images = self.module_.images(**kwargs)
+            yield from images.split(_chunk_size(images))
+
+    def _calibrate_int8(self, X: Any, y: Any) -> None:
+        """Input ranges of the int8 convolutions, from training clips."""
+        folded = self._inference_backbone()
+        if folded is None or not hasattr(self.module_, "images"):
+            raise ValueError(
+                "int8_scoring needs a module with a MobileFaceNet backbone and "
+                "an images() method (TASTgramMFN)."
+            )
+        with torch.no_grad(), self._autocast():
+            self._set_training(False)
+            ranges = calibrate_input_ranges(folded, self._calibration_images(X, y))
+        self.int8_calibration_ = (weights_fingerprint(self.module_.backbone), ranges)
+        self.int8_backbone_ = None
+
+    def _int8_scoring_backbone(self) -> Any:
+        """The compiled int8 backbone, or ``None`` (with a warning) when the
+        calibration does not belong to the current weights."""
+        folded = self._inference_backbone()
+        cached = getattr(self, "int8_backbone_", None)
+        if cached is not None and cached[0] is folded:
+            return cached[1]
+        calibration = getattr(self, "int8_calibration_", None)
+        if calibration is None or calibration[0] != weights_fingerprint(
+            self.module_.backbone
+        ):
+            warnings.warn(
+                "int8_scoring: the weights changed since the last fit/partial_fit "
+                "calibrated the int8 input ranges; scoring in floating point "
+                "until the next fit or partial_fit.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
+        quantized = quantize_backbone(folded, calibration[1])
+        self.int8_backbone_ = (folded, torch.compile(quantized), quantized)
+        return self.int8_backbone_[1]
+
     def _backbone_compiled(self) -> bool:
         backbone = getattr(self.module_, "backbone", None)
         return getattr(backbone, "_compiled_call_impl", None) is not None
@@ -432,12 +550,11 @@ class ASDNet(NeuralNet):
         # A compiled backbone fuses BatchNorm into the activation kernels
         # itself; a folded copy would be a new module to compile again after
         # every weight update (every validation epoch).
-        compiled = (
-            not training
-            and self.compile_backbone
-            and getattr(self, "_scoring", False)
-            and not self._compile_failed_
-        )
+        scoring = not training and getattr(self, "_scoring", False)
+        int8 = self._int8_scoring_backbone() if scoring and self.int8_scoring else None
+        if int8 is not None:
+            return self._evaluate_int8(batch, int8)
+        compiled = scoring and self.compile_backbone and not self._compile_failed_
         if training or not (
             compiled or (self.fold_batchnorm and not self._backbone_compiled())
         ):
@@ -471,11 +588,40 @@ class ASDNet(NeuralNet):
                 )
                 return _in_chunks(self._inference_backbone(), images)
 
+    def _evaluate_int8(self, batch: Any, backbone: Any) -> torch.Tensor:
+        """Embeddings of a batch of clips through the compiled int8 backbone."""
+        self.check_is_fitted()
+        Xi, _ = unpack_data(batch)
+        x = self._to_device(Xi)
+        kwargs = dict(x) if isinstance(x, Mapping) else {"waves": x}
+        with torch.no_grad(), self._autocast():
+            self._set_training(False)
+            images = self.module_.images(**kwargs)
+            try:
+                return _in_chunks(backbone, images)
+            except Exception as exc:  # torch.compile failures have many types
+                eager = self.int8_backbone_[2]
+                if backbone is eager:
+                    raise
+                # Keep the eager int8 copy: the calibration still holds.
+                self.int8_backbone_ = (self.int8_backbone_[0], eager, eager)
+                warnings.warn(
+                    f"torch.compile of the int8 scoring backbone failed "
+                    f"({type(exc).__name__}: {exc}); continuing without it "
+                    "(int8 without compile is slower than bfloat16).",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                return _in_chunks(eager, images)
+
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         # A cache, rebuilt on demand; not worth a second copy in every pickle.
         state.pop("folded_backbone_", None)
         state.pop("compiled_scoring_backbone_", None)
+        # oneDNN's packed int8 weights do not pickle; the calibration does,
+        # and the int8 copy is rebuilt from it.
+        state.pop("int8_backbone_", None)
         state.pop("_scoring", None)
         # Holds device tensors; a new one is made if training resumes.
         state.pop("grad_scaler_", None)
