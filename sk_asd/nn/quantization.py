@@ -142,6 +142,8 @@ class Int8Conv2d(nn.Module):
     ----------
     input_scale : Tensor of float32, shape ()
         Step of the uint8 input grid.
+    input_inv_scale : Tensor of float32, shape ()
+        ``1 / input_scale``.
     input_zero_point : Tensor of int64, shape ()
         The uint8 code of 0.0.
     weight_scales : Tensor of float32, shape (out_channels,)
@@ -163,6 +165,12 @@ class Int8Conv2d(nn.Module):
         # Tensors, not Python numbers: torch.compile would bake numbers into
         # the graph and compile again for every new calibration (every fit).
         self.register_buffer("input_scale", torch.tensor(scale, dtype=torch.float32))
+        # Multiplied, not divided: the compiled PReLU + quantise kernel on a
+        # (8, 512, 32, 79) activation took 1.60-1.65 ms against 1.73-1.75 ms
+        # with a division (best of 30, two runs, 2 cores).
+        self.register_buffer(
+            "input_inv_scale", torch.tensor(1.0 / scale, dtype=torch.float32)
+        )
         self.register_buffer("input_zero_point", torch.tensor(zero_point))
         self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
 
@@ -208,7 +216,7 @@ class Int8Conv2d(nn.Module):
         # float32 before scaling: in bfloat16 the product would carry an
         # error of up to half a step of the grid.
         codes = torch.clamp(
-            torch.round(x.float() / self.input_scale) + self.input_zero_point,
+            torch.round(x.float() * self.input_inv_scale) + self.input_zero_point,
             0,
             _LEVELS,
         ).to(torch.uint8)
