@@ -62,6 +62,19 @@ def test_frontend_choices_stack_the_right_images(frontend, channels):
     assert net.backbone.stem[0].in_channels == channels
 
 
+@pytest.mark.parametrize("frontend", ["tastgram", "sgram"])
+def test_images_come_in_the_backbones_memory_format(frontend):
+    torch.manual_seed(0)
+    net = TASTgramMFN(frontend=frontend, n_mels=32, channels_last=True)
+    waves = torch.randn(2, 8000)
+    images = net.images(waves)
+    assert images.is_contiguous(memory_format=torch.channels_last)
+    net.backbone.channels_last = False
+    plain = net.images(waves)
+    assert plain.is_contiguous()
+    assert torch.equal(images, plain)
+
+
 def test_mixup_mixes_waveforms_and_log_mels():
     net = TASTgramMFN(n_mels=32)
     waves = torch.randn(2, 8000)

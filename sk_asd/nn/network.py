@@ -147,6 +147,8 @@ class TASTgramMFN(nn.Module):
     ) -> torch.Tensor:
         """The (n_clips, n_channels, n_mels, n_frames) input stack.
 
+        In the channels-last memory format when the backbone runs in it.
+
         With ``mixup=(permutation, lam)`` the waveforms and their log-mels are
         each mixed with the permuted batch, as Choi & Choi do: mixing the
         log-mels (rather than taking the log-mel of the mixed waveform) keeps
@@ -174,6 +176,12 @@ class TASTgramMFN(nn.Module):
             channels.append(self.tgram(waves))
         if self.attention is not None:
             channels.append(self.attention(mel))
+        if getattr(self.backbone, "channels_last", False):
+            # Stacked along a new last axis and viewed as (B, C, H, W): the
+            # channels-last layout the backbone wants, made in the stacking
+            # pass.  Stacking along axis 1 and converting later took twice as
+            # long (16 ten-second clips, 2 cores: 0.046 vs 0.097 ms per clip).
+            return torch.stack(channels, dim=-1).permute(0, 3, 1, 2)
         return torch.stack(channels, dim=1)
 
     def forward(
