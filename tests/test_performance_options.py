@@ -529,6 +529,32 @@ def test_scoring_compiles_the_folded_backbone_and_follows_the_weights(
     assert "compiled_scoring_backbone_" not in vars(pickle.loads(pickle.dumps(net)))
 
 
+def test_compiled_scoring_front_end_matches_eager_and_falls_back(data, monkeypatch):
+    X = torch.from_numpy(data[0])
+    net, _ = _fit_scores(data, fold_batchnorm=True)
+    net.compile_backbone = True
+    with torch.no_grad():
+        eager = net.module_.images(X)
+        compiled = net._compiled_images({"waves": X})
+    assert net.compiled_images_ is not None
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
+    assert "compiled_images_" not in vars(pickle.loads(pickle.dumps(net)))
+
+    def broken_compile(fn, *args, **kwargs):
+        def call(*a, **k):
+            raise RuntimeError("no compiler here")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    net.compiled_images_ = None
+    with pytest.warns(RuntimeWarning, match="scoring front end failed"):
+        with torch.no_grad():
+            again = net._compiled_images({"waves": X})
+    assert net._images_compile_failed_
+    torch.testing.assert_close(again, eager)
+
+
 def test_amp_dtype_resolution():
     assert resolve_amp_dtype(None, "cpu") is None
     assert resolve_amp_dtype("bfloat16", "cpu") is torch.bfloat16

@@ -309,6 +309,8 @@ class ASDNet(NeuralNet):
         self.folded_backbone_ = None  # belongs to the previous module, if any
         self.compiled_scoring_backbone_ = None
         self.int8_backbone_ = None
+        self.compiled_images_ = None
+        self._images_compile_failed_ = False
         if self.compile_backbone:
             backbone = getattr(self.module_, "backbone", None)
             if isinstance(backbone, torch.nn.Module) and hasattr(backbone, "compile"):
@@ -572,9 +574,9 @@ class ASDNet(NeuralNet):
         kwargs = dict(x) if isinstance(x, Mapping) else {"waves": x}
         with torch.no_grad(), self._autocast():
             self._set_training(False)
-            images = self.module_.images(**kwargs)
             if not compiled:
-                return _in_chunks(backbone, images)
+                return _in_chunks(backbone, self.module_.images(**kwargs))
+            images = self._compiled_images(kwargs)
             try:
                 return _in_chunks(backbone, images)
             except Exception as exc:  # torch.compile failures have many types
@@ -588,6 +590,40 @@ class ASDNet(NeuralNet):
                 )
                 return _in_chunks(self._inference_backbone(), images)
 
+    def _compiled_images(self, kwargs: dict[str, Any]) -> torch.Tensor:
+        """``module_.images(**kwargs)`` for compiled scoring.
+
+        The log-mel runs eagerly (its float64 fallback depends on the data);
+        everything after it (the Tgram's normalisations and activations, the
+        temporal attention, the stacking) runs in one compiled graph.  On 2
+        cores that part took 0.62-0.64 instead of 0.77-0.78 ms per 10 s clip
+        (bfloat16, 16 clips).  If compiling fails, the eager method is used
+        from then on, with a warning.
+        """
+        module = self.module_
+        if getattr(self, "_images_compile_failed_", False) or not hasattr(
+            module, "padded_logmel"
+        ):
+            return module.images(**kwargs)
+        if kwargs.get("logmel") is None:
+            kwargs = {**kwargs, "logmel": module.padded_logmel(kwargs["waves"])}
+        cached = getattr(self, "compiled_images_", None)
+        if cached is None or cached[0] is not module:
+            cached = (module, torch.compile(module.images))
+            self.compiled_images_ = cached
+        try:
+            return cached[1](**kwargs)
+        except Exception as exc:  # torch.compile failures have many types
+            self._images_compile_failed_ = True
+            self.compiled_images_ = None
+            warnings.warn(
+                f"torch.compile of the scoring front end failed "
+                f"({type(exc).__name__}: {exc}); continuing without it.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return module.images(**kwargs)
+
     def _evaluate_int8(self, batch: Any, backbone: Any) -> torch.Tensor:
         """Embeddings of a batch of clips through the compiled int8 backbone."""
         self.check_is_fitted()
@@ -596,7 +632,7 @@ class ASDNet(NeuralNet):
         kwargs = dict(x) if isinstance(x, Mapping) else {"waves": x}
         with torch.no_grad(), self._autocast():
             self._set_training(False)
-            images = self.module_.images(**kwargs)
+            images = self._compiled_images(kwargs)
             try:
                 return _in_chunks(backbone, images)
             except Exception as exc:  # torch.compile failures have many types
@@ -619,6 +655,7 @@ class ASDNet(NeuralNet):
         # A cache, rebuilt on demand; not worth a second copy in every pickle.
         state.pop("folded_backbone_", None)
         state.pop("compiled_scoring_backbone_", None)
+        state.pop("compiled_images_", None)
         # oneDNN's packed int8 weights do not pickle; the calibration does,
         # and the int8 copy is rebuilt from it.
         state.pop("int8_backbone_", None)
