@@ -190,14 +190,16 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         (``benchmarks/bench_throughput.py``): the six options together trained
         3.2-3.6x and scored 1.9-2.1x faster than a plain fp32 PyTorch loop
         in the best rounds of two runs (with ``compile`` as well: 3.3-3.6x
-        and 2.3-2.6x); the reference's own scoring speed varies most.
+        and 2.3-2.6x; with ``compile`` and ``int8_scoring``, three runs:
+        3.2-3.7x and 2.47-2.51x); the reference's own scoring speed varies
+        most.
     compile : bool, default=False
         ``torch.compile`` the backbone for training, and for scoring a copy
         with BatchNorm folded in (its elementwise work fused into generated
-        kernels).  Compiling takes seconds to a minute
-        on 2 CPU cores, once per fit and once per fitted model's first
-        scoring call; if it fails, a warning is issued and the eager
-        backbone is used.
+        kernels) and the front end after the log-mel.  Compiling takes
+        seconds to a minute on 2 CPU cores, once per fit and once per fitted
+        model's first scoring call; if it fails, a warning is issued and the
+        eager code is used.
     int8_scoring : bool, default=False
         Score with the backbone's 1x1 convolutions (most of its work) in
         int8, on CPUs only (:mod:`sk_asd.nn.quantization`): their input

@@ -180,7 +180,8 @@ class ASDNet(NeuralNet):
         once, in about 10-60 s on 2 CPU cores; if compiling fails, a warning
         is issued and the eager backbone is used.  Scoring (``forward``)
         runs a compiled, BatchNorm-folded copy of the backbone (a new copy
-        when the weights change, reusing the compiled code); validation
+        when the weights change, reusing the compiled code) and compiles
+        the module's ``images`` after an eager log-mel; validation
         passes inside ``fit`` run the training backbone's compiled graph in
         evaluation mode.
     crop_samples : int or None, default=None
