@@ -19,6 +19,7 @@ from torch import nn
 from torch._dynamo.utils import counters
 
 from sk_asd import AnomalousSoundDetector
+from sk_asd.estimator import net as net_module
 from sk_asd.estimator.net import INT8_CALIBRATION_CLIPS, ASDNet, weights_fingerprint
 from sk_asd.nn.mobilefacenet import MobileFaceNet, fold_batchnorm
 from sk_asd.nn.quantization import (
@@ -253,6 +254,19 @@ def test_failed_int8_compile_falls_back_to_eager_int8(data, monkeypatch):
     torch.testing.assert_close(net.forward(X), emb)
 
 
+def test_int8_scoring_without_onednn_warns_and_scores_in_float(
+    data, eager_compile, monkeypatch
+):
+    X, _ = data
+    net = _fit(data, int8_scoring=True)
+    monkeypatch.setattr(net_module, "int8_available", lambda: False)
+    net.int8_backbone_ = None
+    with pytest.warns(RuntimeWarning, match="lacks oneDNN"):
+        emb = net.forward(X[:4])
+    net.int8_scoring = False
+    torch.testing.assert_close(emb, net.forward(X[:4]))
+
+
 def test_int8_scoring_refuses_a_gpu_device_before_training(data):
     net = _net(int8_scoring=True)
     net.device = "cuda"
@@ -270,5 +284,8 @@ def test_detector_with_int8_scoring(eager_compile):
     assert np.isfinite(scores).all()
     # Same training (int8 only scores); scores agree to quantisation error.
     np.testing.assert_allclose(scores, ref_scores, rtol=0.05, atol=0.05)
+    # A saved and loaded detector rebuilds the int8 copy from its calibration.
+    loaded = pickle.loads(pickle.dumps(det))
+    np.testing.assert_array_equal(loaded.score_samples(X, ids), scores)
     with pytest.raises(ValueError, match="int8_scoring"):
         AnomalousSoundDetector(int8_scoring="yes", **FAST).fit(X, ids)

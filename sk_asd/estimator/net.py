@@ -514,6 +514,14 @@ class ASDNet(NeuralNet):
                 stacklevel=3,
             )
             return None
+        if not int8_available():  # e.g. a model loaded under another torch build
+            warnings.warn(
+                "int8_scoring: this torch build lacks oneDNN's quantised "
+                "convolution; scoring in floating point.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
         quantized = quantize_backbone(folded, calibration[1])
         self.int8_backbone_ = (folded, torch.compile(quantized), quantized)
         return self.int8_backbone_[1]
