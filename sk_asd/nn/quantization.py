@@ -20,7 +20,7 @@ it fuses into the element-wise kernel that already produces the input
 pass of its own and int8 is slower than bfloat16; the scoring path therefore
 always compiles the quantised backbone.
 
-The embedding projection (the last 1x1 convolution, 0.5 % of the work) stays
+The embedding projection (the last 1x1 convolution, on a 1x1 map) stays
 in floating point: the embeddings are the scores' input.
 
 References
@@ -54,7 +54,14 @@ _WEIGHT_MAX = 127
 
 
 def int8_available() -> bool:
-    """Whether this torch build has oneDNN's quantised convolution."""
+    """Whether this torch build has oneDNN's quantised convolution.
+
+    Returns
+    -------
+    bool
+        ``True`` when ``torch.ops.onednn.qconv_pointwise`` and its weight
+        packing are available (CPU builds with oneDNN).
+    """
     onednn = getattr(torch.ops, "onednn", None)
     return (
         torch.backends.mkldnn.is_available()
@@ -67,7 +74,19 @@ def int8_available() -> bool:
 def quantizable_convs(backbone: nn.Module) -> dict[str, nn.Conv2d]:
     """The 1x1, ungrouped convolutions of ``backbone`` that int8 scoring runs.
 
-    The embedding projection (a submodule named ``project``) is left out.
+    The embedding projection (a submodule named ``project``) is left out:
+    the embeddings are the scores' input, and it acts on a 1x1 map (a
+    negligible part of the work).
+
+    Parameters
+    ----------
+    backbone : torch.nn.Module
+        A MobileFaceNet (folded or not).
+
+    Returns
+    -------
+    dict of str to torch.nn.Conv2d
+        ``{qualified name: convolution}``, in module order.
     """
     convs = {}
     for name, module in backbone.named_modules():
