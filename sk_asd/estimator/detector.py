@@ -190,8 +190,8 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         (``benchmarks/bench_throughput.py``): the six options together trained
         3.2-3.6x and scored 1.9-2.1x faster than a plain fp32 PyTorch loop
         in the best rounds of two runs (with ``compile`` as well: 3.3-3.6x
-        and 2.3-2.6x; with ``compile`` and ``int8_scoring``, three runs:
-        3.2-3.7x and 2.47-2.51x); the reference's own scoring speed varies
+        and 2.3-2.6x; with ``compile`` and ``int8_scoring``, four runs:
+        3.2-3.7x and 2.47-2.78x); the reference's own scoring speed varies
         most.
     compile : bool, default=False
         ``torch.compile`` the backbone for training, and for scoring a copy
