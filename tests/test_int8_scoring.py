@@ -205,6 +205,19 @@ def test_calibration_spreads_over_the_training_clips(data, eager_compile, monkey
     assert sum(seen) == min(len(data[0]), INT8_CALIBRATION_CLIPS)
 
 
+def test_int8_scoring_on_crops(data, eager_compile):
+    # Calibrated on the crops scoring embeds, scored crop by crop.
+    X, _ = data
+    crop = len(X[0]) // 2
+    net = _fit(data, int8_scoring=True, crop_samples=crop)
+    emb = net.forward(X)
+    assert emb.ndim == 3 and emb.shape[0] == len(X)
+    net.int8_scoring = False
+    ref = net.forward(X)
+    cosine = torch.nn.functional.cosine_similarity(emb, ref, dim=-1)
+    assert cosine.min() > 0.999
+
+
 def test_int8_scoring_warns_and_scores_in_float_when_weights_change(
     data, eager_compile
 ):
