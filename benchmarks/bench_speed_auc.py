@@ -32,23 +32,19 @@ from sk_asd.datasets import make_machine_sounds
 from sk_asd.estimator.detector import SCORING_BACKENDS
 from sk_asd.metrics import auc_pauc
 
+#: The CPU speed options that change numerics or the training path.
+ALL_OPTIONS = dict(
+    precision="auto",
+    channels_last=True,
+    fast_prelu=True,
+    fold_batchnorm=True,
+    cache_logmel=True,
+)
+
 SETTINGS = {
     "fp32, options off": dict(),
-    "all speed options": dict(
-        precision="auto",
-        channels_last=True,
-        fast_prelu=True,
-        fold_batchnorm=True,
-        cache_logmel=True,
-    ),
-    "options + int8": dict(
-        precision="auto",
-        channels_last=True,
-        fast_prelu=True,
-        fold_batchnorm=True,
-        cache_logmel=True,
-        int8_scoring=True,
-    ),
+    "all speed options": ALL_OPTIONS,
+    "options + int8": {**ALL_OPTIONS, "int8_scoring": True},
     "float64 log-mel": dict(stft_precision="float64"),
     "bf16 autocast only": dict(precision="auto"),
     "1 s crops": dict(crop_seconds=1.0),

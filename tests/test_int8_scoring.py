@@ -226,8 +226,12 @@ def test_int8_scoring_warns_and_scores_in_float_when_weights_change(
     net.forward(X[:4])
     with torch.no_grad():
         net.module_.backbone.stem[0].weight.mul_(1.1)
-    with pytest.warns(RuntimeWarning, match="weights changed since the last fit"):
+    with pytest.warns(
+        RuntimeWarning, match="weights changed since the last fit"
+    ) as seen:
         changed = net.forward(X[:4])
+        net.forward(X)  # several batches of the same weights: no new warning
+    assert sum("weights changed" in str(w.message) for w in seen) == 1
     net.int8_scoring = False
     torch.testing.assert_close(changed, net.forward(X[:4]), atol=1e-5, rtol=1e-5)
     # partial_fit recalibrates: no warning afterwards.

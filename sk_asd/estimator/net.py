@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from typing import Any
 
@@ -472,13 +472,11 @@ class ASDNet(NeuralNet):
         subset = torch.utils.data.Subset(dataset, indices.tolist())
         for batch in self.get_iterator(subset, training=False):
             Xi, _ = unpack_data(batch)
-            x = self._to_device(Xi)
-            waves = x["waves"] if isinstance(x, Mapping) else x
-            if is_croppable(waves, self.crop_samples):
-                kwargs = {"waves": grid_crops(waves, self.crop_samples)}
-            else:
-                kwargs = dict(x) if isinstance(x, Mapping) else {"waves": x}
-            images = self.module_.images(**kwargs)
+            if is_croppable(Xi, self.crop_samples):
+                # As evaluation_step does: the crops scoring will embed.
+                waves = self._to_device(Xi["waves"] if isinstance(Xi, Mapping) else Xi)
+                Xi = grid_crops(waves, self.crop_samples)
+            images = self.module_.images(**self._module_inputs(Xi))
             yield from images.split(_chunk_size(images))
 
     def _calibrate_int8(self, X: Any, y: Any) -> None:
@@ -503,24 +501,24 @@ class ASDNet(NeuralNet):
         if cached is not None and cached[0] is folded:
             return cached[1]
         calibration = getattr(self, "int8_calibration_", None)
+        problem = None
         if calibration is None or calibration[0] != weights_fingerprint(
             self.module_.backbone
         ):
-            warnings.warn(
-                "int8_scoring: the weights changed since the last fit/partial_fit "
-                "calibrated the int8 input ranges; scoring in floating point "
-                "until the next fit or partial_fit.",
-                RuntimeWarning,
-                stacklevel=3,
+            problem = (
+                "the weights changed since the last fit/partial_fit calibrated "
+                "the int8 input ranges; scoring in floating point until the next "
+                "fit or partial_fit."
             )
-            return None
-        if not int8_available():  # e.g. a model loaded under another torch build
-            warnings.warn(
-                "int8_scoring: this torch build lacks oneDNN's quantised "
-                "convolution; scoring in floating point.",
-                RuntimeWarning,
-                stacklevel=3,
+        elif not int8_available():  # e.g. a model loaded under another torch build
+            problem = (
+                "this torch build lacks oneDNN's quantised convolution; scoring "
+                "in floating point."
             )
+        if problem is not None:
+            warnings.warn(f"int8_scoring: {problem}", RuntimeWarning, stacklevel=3)
+            # Cached for these weights: checked and warned once, not per batch.
+            self.int8_backbone_ = (folded, None, None)
             return None
         quantized = quantize_backbone(folded, calibration[1])
         self.int8_backbone_ = (folded, torch.compile(quantized), quantized)
@@ -558,46 +556,77 @@ class ASDNet(NeuralNet):
 
     def _evaluate_clips(self, batch: Any, training: bool = False) -> torch.Tensor:
         """Embeddings of a batch of whole clips (or of crops made into clips)."""
-        # A compiled backbone fuses BatchNorm into the activation kernels
-        # itself; a folded copy would be a new module to compile again after
-        # every weight update (every validation epoch).
-        scoring = not training and getattr(self, "_scoring", False)
-        int8 = self._int8_scoring_backbone() if scoring and self.int8_scoring else None
-        if int8 is not None:
-            return self._evaluate_int8(batch, int8)
-        compiled = scoring and self.compile_backbone and not self._compile_failed_
-        if training or not (
-            compiled or (self.fold_batchnorm and not self._backbone_compiled())
-        ):
+        if training or not hasattr(self.module_, "images"):
             return super().evaluation_step(batch, training=training)
-        backbone = (
-            self._compiled_scoring_backbone()
-            if compiled
-            else self._inference_backbone()
-        )
-        if backbone is None or not hasattr(self.module_, "images"):
+        plan = self._inference_plan(scoring=getattr(self, "_scoring", False))
+        if plan is None:
             return super().evaluation_step(batch, training=training)
+        backbone, compiled, fallback = plan
         self.check_is_fitted()
         Xi, _ = unpack_data(batch)
-        x = self._to_device(Xi)
-        kwargs = dict(x) if isinstance(x, Mapping) else {"waves": x}
+        kwargs = self._module_inputs(Xi)
         with torch.no_grad(), self._autocast():
             self._set_training(False)
-            if not compiled:
-                return _in_chunks(backbone, self.module_.images(**kwargs))
-            images = self._compiled_images(kwargs)
+            images = (
+                self._compiled_images(kwargs)
+                if compiled
+                else self.module_.images(**kwargs)
+            )
             try:
                 return _in_chunks(backbone, images)
             except Exception as exc:  # torch.compile failures have many types
-                self._compile_failed_ = True
-                self.compiled_scoring_backbone_ = None
+                if fallback is None:
+                    raise
+                eager, what = fallback()
                 warnings.warn(
-                    f"torch.compile of the scoring backbone failed "
+                    f"torch.compile of the {what} failed "
                     f"({type(exc).__name__}: {exc}); continuing without it.",
                     RuntimeWarning,
                     stacklevel=2,
                 )
-                return _in_chunks(self._inference_backbone(), images)
+                return _in_chunks(eager, images)
+
+    def _inference_plan(
+        self, scoring: bool
+    ) -> tuple[torch.nn.Module, bool, Callable[[], tuple[Any, str]] | None] | None:
+        """How to embed an inference batch, or ``None`` for skorch's own step.
+
+        ``(backbone, compiled front end?, fallback)``: ``fallback``, for a
+        compiled backbone, records that compiling failed and returns the
+        eager backbone to use instead and a name for the warning.
+        """
+        if scoring and self.int8_scoring:
+            int8 = self._int8_scoring_backbone()
+            if int8 is not None:
+                eager = self.int8_backbone_[2]
+                return int8, True, None if int8 is eager else self._int8_failed
+        if scoring and self.compile_backbone and not self._compile_failed_:
+            backbone = self._compiled_scoring_backbone()
+            return None if backbone is None else (backbone, True, self._compile_failed)
+        # A compiled training backbone fuses BatchNorm into the activation
+        # kernels itself (validation inside fit); a folded copy would be a
+        # new module to compile again after every weight update.
+        if self.fold_batchnorm and not self._backbone_compiled():
+            backbone = self._inference_backbone()
+            return None if backbone is None else (backbone, False, None)
+        return None
+
+    def _compile_failed(self) -> tuple[Any, str]:
+        self._compile_failed_ = True
+        self.compiled_scoring_backbone_ = None
+        return self._inference_backbone(), "scoring backbone"
+
+    def _int8_failed(self) -> tuple[Any, str]:
+        # The eager int8 copy from then on: its calibration still holds (int8
+        # without compile is slower than bfloat16, though).
+        folded, _, eager = self.int8_backbone_
+        self.int8_backbone_ = (folded, eager, eager)
+        return eager, "int8 scoring backbone"
+
+    def _module_inputs(self, Xi: Any) -> dict[str, Any]:
+        """The module's keyword inputs for a batch ``Xi``, on the device."""
+        x = self._to_device(Xi)
+        return dict(x) if isinstance(x, Mapping) else {"waves": x}
 
     def _compiled_images(self, kwargs: dict[str, Any]) -> torch.Tensor:
         """``module_.images(**kwargs)`` for compiled scoring.
@@ -632,32 +661,6 @@ class ASDNet(NeuralNet):
                 stacklevel=3,
             )
             return module.images(**kwargs)
-
-    def _evaluate_int8(self, batch: Any, backbone: Any) -> torch.Tensor:
-        """Embeddings of a batch of clips through the compiled int8 backbone."""
-        self.check_is_fitted()
-        Xi, _ = unpack_data(batch)
-        x = self._to_device(Xi)
-        kwargs = dict(x) if isinstance(x, Mapping) else {"waves": x}
-        with torch.no_grad(), self._autocast():
-            self._set_training(False)
-            images = self._compiled_images(kwargs)
-            try:
-                return _in_chunks(backbone, images)
-            except Exception as exc:  # torch.compile failures have many types
-                eager = self.int8_backbone_[2]
-                if backbone is eager:
-                    raise
-                # Keep the eager int8 copy: the calibration still holds.
-                self.int8_backbone_ = (self.int8_backbone_[0], eager, eager)
-                warnings.warn(
-                    f"torch.compile of the int8 scoring backbone failed "
-                    f"({type(exc).__name__}: {exc}); continuing without it "
-                    "(int8 without compile is slower than bfloat16).",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                return _in_chunks(eager, images)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
