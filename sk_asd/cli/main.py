@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -177,6 +178,11 @@ def _add_train(sub: Any, common: argparse.ArgumentParser) -> None:
         help=f"model file to write (default: <machine type>{MODEL_SUFFIX})",
     )
     p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite the model file if it exists (default: refuse)",
+    )
+    p.add_argument(
         "--split",
         choices=("train", "test"),
         default="train",
@@ -278,6 +284,14 @@ def _add_score(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("model", metavar="MODEL", help=f"model file ({MODEL_SUFFIX})")
     p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help=(
+            "also load pickle-based model files (sk_asd 0.1, joblib.dump); "
+            "UNSAFE: a pickle can run any code, use only for files you trust"
+        ),
+    )
+    p.add_argument(
         "inputs",
         metavar="FILE_OR_DIR",
         nargs="+",
@@ -319,6 +333,14 @@ def _add_evaluate(sub: Any, common: argparse.ArgumentParser) -> None:
         ),
     )
     p.add_argument("model", metavar="MODEL", help=f"model file ({MODEL_SUFFIX})")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help=(
+            "also load pickle-based model files (sk_asd 0.1, joblib.dump); "
+            "UNSAFE: a pickle can run any code, use only for files you trust"
+        ),
+    )
     p.add_argument("data_dir", metavar="DATA_DIR", help="DCASE dataset folder")
     p.add_argument(
         "--machine-type",
@@ -416,21 +438,94 @@ def build_parser() -> argparse.ArgumentParser:
 # ----------------------------------------------------------------- helpers
 @contextlib.contextmanager
 def _open_output(path: str) -> Iterator[IO[str]]:
-    """A text stream for ``path``; ``"-"`` is stdout (left open)."""
+    """A text stream for ``path``; ``"-"`` is stdout (left open).
+
+    A file is written under a temporary name next to it and renamed over
+    ``path`` only when the block succeeds, so a failure halfway (or Ctrl+C)
+    leaves a previous file intact.
+    """
     if path == "-":
         yield sys.stdout
         return
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("w", newline="", encoding="utf-8") as fh:
-        yield fh
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        with tmp.open(
+            "w", newline="", encoding="utf-8", errors="surrogateescape"
+        ) as fh:
+            yield fh
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+#: First characters that make a spreadsheet read a cell as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """``value``, with text that a spreadsheet would run as a formula quoted.
+
+    A file name such as ``=HYPERLINK(...).wav`` would otherwise become a live
+    formula when the CSV is opened (OWASP "CSV injection"); a leading ``'``
+    keeps it text. Numbers (``-0.25``) are left alone.
+    """
+    if not isinstance(value, str) or not value.startswith(_FORMULA_STARTS):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
 
 
 def _write_csv(path: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     with _open_output(path) as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerows([[_csv_cell(c) for c in row] for row in rows])
+
+
+def _check_output(path: str | os.PathLike[str] | None, option: str) -> None:
+    """Fail before any expensive work when ``path`` cannot be written.
+
+    The folder is created if missing (as writing would), and a file is
+    created and removed in it, which is the real test of permissions.
+    """
+    if path is None or os.fspath(path) == "-":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(f"{option} '{target}' is a folder; give a file name.")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        probe = target.with_name(f".{target.name}.{os.getpid()}.probe")
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OSError(
+            f"{option} '{target}' cannot be written ({reason}); choose another path."
+        ) from None
+
+
+def _report_skipped(batch: Any, report: _Reporter) -> None:
+    """One line per skipped file and, if any, their count."""
+    for skipped in batch.skipped:
+        report.warn(f"skipped {_printable(skipped.path)}: {skipped.reason}")
+    if batch.skipped:
+        report.warn(
+            f"warning: skipped {len(batch.skipped)} of "
+            f"{len(batch.skipped) + len(batch)} file(s) (--skip-bad)"
+        )
+
+
+def _printable(path: str) -> str:
+    """``path`` printable on any terminal (undecodable bytes escaped)."""
+    return path.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -545,6 +640,20 @@ def _score_clips(
     return anomaly, used, decisions
 
 
+def _report_non_finite(
+    anomaly: np.ndarray, paths: Sequence[str], report: _Reporter
+) -> None:
+    """Name the files whose anomaly score is NaN or infinite."""
+    bad = np.flatnonzero(~np.isfinite(anomaly))
+    if bad.size:
+        shown = ", ".join(_printable(paths[i]) for i in bad[:10])
+        more = f" and {bad.size - 10} more" if bad.size > 10 else ""
+        report.warn(
+            f"warning: {bad.size} clip(s) got a NaN or infinite anomaly score and "
+            f"count as anomalous: {shown}{more}"
+        )
+
+
 def _decision_text(label: int) -> str:
     return "anomalous" if label == -1 else "normal"
 
@@ -569,8 +678,7 @@ def _load_clips(
         target_length=n_samples,
         skip_bad=skip_bad,
     )
-    for skipped in batch.skipped:
-        report.warn(f"skipped {skipped.path}: {skipped.reason}")
+    _report_skipped(batch, report)
     changed = int(np.sum(batch.lengths != n_samples))
     if changed:
         report.info(
@@ -583,6 +691,14 @@ def _load_clips(
 # ----------------------------------------------------------------- commands
 def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
     data_dir = Path(args.data_dir)
+    output = Path(args.output or f"{args.machine_type}{MODEL_SUFFIX}")
+    # Checked before hours of training, not after.
+    if output.exists() and not args.force:
+        raise FileExistsError(
+            f"The model file '{output}' already exists; pass --force to overwrite "
+            "it or choose another -o."
+        )
+    _check_output(output, "-o")
     fraction = args.train_fraction
     if fraction is None:
         fraction = 1.0 if args.split == "train" else 0.5
@@ -620,8 +736,7 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
     batch = load_audios(
         paths, sample_rate=args.sample_rate, length="pad", skip_bad=args.skip_bad
     )
-    for skipped in batch.skipped:
-        report.warn(f"skipped {skipped.path}: {skipped.reason}")
+    _report_skipped(batch, report)
     train_ids = [ids[i] for i in batch.indices.tolist()]
     X = batch.waves
     n_samples = X.shape[1]
@@ -655,14 +770,14 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
         detector.fit(X, train_ids)
     report.info(f"trained in {time.perf_counter() - start:.1f} s")
 
-    output = Path(args.output or f"{args.machine_type}{MODEL_SUFFIX}")
+    # Atomic: an interrupted save leaves an existing file as it was.
     save_model(
         detector,
         output,
         machine_type=args.machine_type,
         training_paths=batch.paths,
+        data_dir=data_dir,
         extra={
-            "data_dir": str(data_dir.resolve()),
             "split": args.split,
             "train_fraction": fraction,
             "naming_scheme": data.scheme,
@@ -673,7 +788,8 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
 
 
 def _cmd_score(args: argparse.Namespace, report: _Reporter) -> int:
-    detector = load_model(args.model)
+    _check_output(args.csv, "--csv")
+    detector = load_model(args.model, trust_pickle=args.trust_pickle)
     files = _expand_inputs(args.inputs)
     batch = _load_clips(files, detector, args.skip_bad, report)
     ids, sources = _ids_from_names(detector, batch.paths, args.machine_id)
@@ -684,6 +800,7 @@ def _cmd_score(args: argparse.Namespace, report: _Reporter) -> int:
     )
     anomaly, used, decisions = _score_clips(detector, batch.waves, ids)
     assert decisions is not None
+    _report_non_finite(anomaly, batch.paths, report)
     header = ["path", "machine_id", "anomaly_score", "decision", "machine_id_source"]
     if args.csv is not None:
         rows = [
@@ -717,17 +834,22 @@ def _training_filter(
 ) -> Callable[[str], bool] | None:
     """A test ``path -> was it a training clip?``; None if none are recorded.
 
-    Paths match when they are the same absolute file, or the same file
-    relative to the dataset folder (so a dataset moved or mounted elsewhere
-    after training is still recognised).
+    Paths match when they are the same file relative to the dataset folder
+    (how ``sk-asd train`` records them, so a dataset moved or mounted
+    elsewhere after training is still recognised), or the same absolute file
+    (models saved from Python without ``data_dir``, and sk_asd 0.1 files).
     """
     recorded = metadata.get("training_paths")
     if not recorded:
         return None
-    absolute = {str(Path(p)) for p in recorded}
-    relative: set[str] = set()
+    if metadata.get("training_paths_relative"):
+        absolute: set[str] = set()
+        relative = {Path(p).as_posix() for p in recorded}
+    else:
+        absolute = {str(Path(p).resolve()) for p in recorded}
+        relative = set()
     trained_root = metadata.get("data_dir")
-    if trained_root:
+    if trained_root and not metadata.get("training_paths_relative"):
         for p in recorded:
             with contextlib.suppress(ValueError):
                 relative.add(Path(p).relative_to(trained_root).as_posix())
@@ -750,7 +872,15 @@ def _cmd_evaluate(args: argparse.Namespace, report: _Reporter) -> int:
 
     if args.plot is not None:
         _require_matplotlib()
-    detector, metadata = load_model(args.model, return_metadata=True)
+    for path, option in (
+        (args.csv, "--csv"),
+        (args.scores_csv, "--scores-csv"),
+        (args.plot, "--plot"),
+    ):
+        _check_output(path, option)
+    detector, metadata = load_model(
+        args.model, return_metadata=True, trust_pickle=args.trust_pickle
+    )
     recorded_type = metadata.get("machine_type")
     machine_type = args.machine_type or recorded_type
     if not machine_type:
@@ -810,6 +940,12 @@ def _cmd_evaluate(args: argparse.Namespace, report: _Reporter) -> int:
     anomaly, used, decisions = _score_clips(
         detector, batch.waves, score_ids, with_decisions=args.scores_csv is not None
     )
+    _report_non_finite(anomaly, batch.paths, report)
+    if not np.isfinite(anomaly).all():
+        raise ValueError(
+            "Cannot compute AUC/pAUC with NaN or infinite anomaly scores (files "
+            "listed above); fix or remove those files."
+        )
     labels = np.asarray(data.is_anomaly)[rows]
     types = [machine_type] * len(rows)
     if data.scheme == "2020":

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import LRScheduler, ProgressBar
 from skorch.dataset import ValidSplit
 
+from sk_asd.estimator.guards import forget_fitted_state, labels_from_decision
 from sk_asd.estimator.net import ASDNet, RestoreBestWeights
 from sk_asd.estimator.streaming import AudioFileDataset, is_path_sequence
 from sk_asd.estimator.threads import torch_threads
@@ -421,7 +422,12 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
             The fitted detector.
         """
         with torch_threads(self.n_threads):
-            return self._fit(X, y)
+            try:
+                return self._fit(X, y)
+            except BaseException:
+                # Interrupted (Ctrl+C) or failed: must not look fitted.
+                forget_fitted_state(self)
+                raise
 
     def _fit(self, X: Any, y: Any) -> AnomalousSoundDetector:
         self._crop_samples()  # a crop shorter than one window fails before any I/O
@@ -553,6 +559,16 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
             device=device,
             verbose=self.verbose,
         )
+
+    def _rebuild_net(self, device: str) -> ASDNet:
+        """An initialised net of the fitted architecture, weights not loaded.
+
+        Loading a saved detector (:mod:`sk_asd.estimator.persistence`)
+        rebuilds ``net_`` with this and loads the stored weights into it;
+        needs the fitted ``n_classes_``.
+        """
+        net = self._build_net(device, np.arange(self.n_classes_), 0, from_files=False)
+        return net.initialize()
 
     def _loader_params(self, device: str) -> dict[str, Any]:
         """DataLoader settings of the net, routed the skorch way."""
@@ -839,9 +855,12 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         Returns
         -------
         labels : ndarray of shape (n_clips,), dtype int
+            A clip whose score is NaN or infinite is -1 (anomalous), with a
+            ``NonFiniteScoreWarning`` that names it.
         """
         decision = self.decision_function(X, machine_ids)
-        return np.where(decision < 0, -1, 1).astype(int)
+        # NaN/inf decisions are -1 with a warning naming the clips.
+        return labels_from_decision(decision, X)
 
     def fit_predict(self, X: Any, y: Any = None, **kwargs: Any) -> np.ndarray:
         """Fit on ``X`` with machine IDs ``y``, then predict ``X``.

@@ -142,6 +142,24 @@ def resolve_amp_dtype(amp_dtype: str | None, device: str) -> torch.dtype | None:
     return torch.bfloat16 if amp_dtype == "bfloat16" else torch.float16
 
 
+class NonFiniteLossError(ValueError):
+    """The training or validation loss became NaN or infinite; training stopped."""
+
+
+class _TrainingInterrupted(BaseException):  # noqa: N818 - an internal signal
+    """A KeyboardInterrupt in flight through skorch's loop, which would eat it."""
+
+
+def _batch_peak(batch: Any) -> float:
+    """Largest absolute waveform sample of a batch, NaN when not found."""
+    Xi = batch[0] if isinstance(batch, tuple | list) and batch else batch
+    if isinstance(Xi, Mapping):
+        Xi = Xi.get("waves")
+    if isinstance(Xi, torch.Tensor) and Xi.numel():
+        return float(Xi.detach().abs().max())
+    return float("nan")
+
+
 class ASDNet(NeuralNet):
     """skorch ``NeuralNet`` whose module returns embeddings and whose criterion
     holds the class centres.
@@ -270,10 +288,47 @@ class ASDNet(NeuralNet):
                 self.initialize()
             if self.cache_logmel:
                 X = self._with_logmels(X)
-            super().partial_fit(X, y, classes, **fit_params)
+            try:
+                super().partial_fit(X, y, classes, **fit_params)
+            except _TrainingInterrupted as exc:
+                raise KeyboardInterrupt(
+                    f"training interrupted during epoch {len(self.history)} of "
+                    f"{self.max_epochs}"
+                ) from exc.__cause__
             if self.int8_scoring:
                 self._calibrate_int8(X, y)
             return self
+
+    def fit_loop(self, X: Any, y: Any = None, **fit_params: Any) -> ASDNet:
+        # skorch's partial_fit swallows a KeyboardInterrupt raised here and
+        # returns as if training had finished (so Ctrl+C would yield, and a
+        # CLI save, a model trained for a fraction of its epochs). Passed
+        # through skorch as another exception, it reaches partial_fit above
+        # and is raised again as a KeyboardInterrupt.
+        try:
+            return super().fit_loop(X, y, **fit_params)
+        except KeyboardInterrupt as exc:
+            raise _TrainingInterrupted() from exc
+
+    def on_batch_end(
+        self, net: NeuralNet, batch: Any = None, training: bool = False, **kwargs: Any
+    ) -> None:
+        # A NaN or infinite loss poisons every weight at the next step and
+        # only surfaced at the end of fit, deep inside KMeans; stop at once.
+        # skorch reads the loss with .item() for its history anyway, so the
+        # check adds no device synchronisation of its own.
+        super().on_batch_end(net, batch=batch, training=training, **kwargs)
+        loss = kwargs.get("loss")
+        if loss is None or bool(torch.isfinite(loss.detach()).all()):
+            return
+        raise NonFiniteLossError(
+            f"The {'training' if training else 'validation'} loss became "
+            f"{float(loss.detach().float().mean())} in epoch {len(self.history)} "
+            f"(peak |sample| of the batch: {_batch_peak(batch):.3g}); training was "
+            f"stopped. Likely causes: a learning rate too high (lr={self.lr}), or "
+            "waveforms far outside [-1, 1] (scale the input, e.g. int16 PCM / "
+            "32768)."
+        )
 
     def forward(self, X: Any, training: bool = False, device: str = "cpu") -> Any:
         # Marks inference on fixed weights (scoring), as opposed to the

@@ -13,6 +13,7 @@ from sk_asd.io.model import (
     MODEL_SUFFIX,
     ModelFileNotFoundError,
     ModelLoadError,
+    ModelVersionWarning,
     load_model,
     save_model,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "MODEL_SUFFIX",
     "ModelFileNotFoundError",
     "ModelLoadError",
+    "ModelVersionWarning",
     "SkippedFile",
     "load_audio",
     "load_audios",
