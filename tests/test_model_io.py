@@ -60,11 +60,10 @@ def test_round_trip_gives_identical_scores_and_metadata(fitted, data, tmp_path):
     assert meta["n_features_in"] == fitted.n_features_in_ == X.shape[1]
     assert meta["machine_type"] == "fan"
     assert meta["machine_ids"] == ["a", "b"]
-    # Training paths are stored absolute, so evaluate can match them later.
-    assert meta["training_paths"] == [
-        str(Path("a.wav").resolve()),
-        str((tmp_path / "b.wav").resolve()),
-    ]
+    # Without a dataset folder, training paths are stored as given: no
+    # absolute path of the training machine is added behind the user's back.
+    assert meta["training_paths"] == ["a.wav", str(tmp_path / "b.wav")]
+    assert meta["training_paths_relative"] is False
     # Extra entries are kept, as plain Python values.
     assert meta["split"] == "test" and type(meta["n"]) is int
     # No stray temporary file is left next to the model.
@@ -86,10 +85,26 @@ def test_model_file_gets_ordinary_permissions(fitted, tmp_path):
     assert out.stat().st_mode & 0o777 == reference.stat().st_mode & 0o777
 
 
-def test_a_bare_joblib_dump_loads_too(fitted, data, tmp_path):
+def test_training_paths_are_stored_relative_to_the_dataset_folder(fitted, tmp_path):
+    root = tmp_path / "data"
+    paths = [root / "fan" / "train" / "a.wav", root / "fan" / "train" / "b.wav"]
+    out = save_model(fitted, tmp_path / "m.skasd", training_paths=paths, data_dir=root)
+    meta = load_model(out, return_metadata=True)[1]
+    assert meta["training_paths"] == ["fan/train/a.wav", "fan/train/b.wav"]
+    assert meta["training_paths_relative"] is True
+    assert meta["data_dir_name"] == "data"
+    assert str(tmp_path) not in out.read_bytes().decode("latin-1")
+
+
+def test_a_bare_joblib_dump_loads_only_when_trusted(fitted, data, tmp_path):
     X, ids = data
     joblib.dump(fitted, tmp_path / "bare.joblib")
-    loaded, meta = load_model(tmp_path / "bare.joblib", return_metadata=True)
+    with pytest.raises(ModelLoadError, match="trust_pickle=True"):
+        load_model(tmp_path / "bare.joblib")
+    with pytest.warns(UserWarning, match="runs any code"):
+        loaded, meta = load_model(
+            tmp_path / "bare.joblib", return_metadata=True, trust_pickle=True
+        )
     np.testing.assert_array_equal(
         loaded.score_samples(X, ids), fitted.score_samples(X, ids)
     )
@@ -118,18 +133,24 @@ def test_missing_file_is_a_file_not_found_error_naming_it(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("content", "reason"),
+    ("content", "trust", "reason"),
     [
-        (b"", "empty"),
-        (b"this is not a model", "corrupt"),
-        (b"\x80\x04\x95garbage-after-a-pickle-header", "corrupt"),
+        (b"", False, "empty"),
+        (b"this is not a model", False, "corrupt"),
+        (b"\x80\x04\x95garbage-after-a-pickle-header", False, "pickle"),
+        (b"\x80\x04\x95garbage-after-a-pickle-header", True, "corrupt"),
+        (b"PK\x03\x04 a zip header and nothing else", False, "corrupt"),
     ],
 )
-def test_corrupt_file_names_the_file(tmp_path, content, reason):
+def test_corrupt_file_names_the_file(tmp_path, content, trust, reason):
     bad = tmp_path / "bad.skasd"
     bad.write_bytes(content)
     with pytest.raises(ModelLoadError, match=reason) as info:
-        load_model(bad)
+        if trust:
+            with pytest.warns(UserWarning, match="pickle"):
+                load_model(bad, trust_pickle=True)
+        else:
+            load_model(bad)
     assert str(bad) in str(info.value)
 
 
@@ -150,19 +171,25 @@ def test_folder_is_not_a_model_file(tmp_path):
 def test_other_pickled_objects_are_refused(tmp_path):
     other = tmp_path / "other.joblib"
     joblib.dump({"weights": [1, 2, 3]}, other)
-    with pytest.raises(ModelLoadError, match="not an sk_asd model") as info:
-        load_model(other)
+    with (
+        pytest.raises(ModelLoadError, match="not an sk_asd model") as info,
+        pytest.warns(UserWarning, match="pickle"),
+    ):
+        load_model(other, trust_pickle=True)
     assert str(other) in str(info.value)
 
 
 def test_unfitted_detector_file_is_refused(tmp_path):
     path = tmp_path / "unfitted.joblib"
     joblib.dump(AnomalousSoundDetector(), path)
-    with pytest.raises(ModelLoadError, match="never fitted"):
-        load_model(path)
+    with (
+        pytest.raises(ModelLoadError, match="never fitted"),
+        pytest.warns(UserWarning, match="pickle"),
+    ):
+        load_model(path, trust_pickle=True)
 
 
-def test_newer_format_version_asks_for_an_upgrade(fitted, tmp_path):
+def test_newer_pickle_format_version_asks_for_an_upgrade(fitted, tmp_path):
     path = tmp_path / "future.skasd"
     joblib.dump(
         {
@@ -173,8 +200,11 @@ def test_newer_format_version_asks_for_an_upgrade(fitted, tmp_path):
         },
         path,
     )
-    with pytest.raises(ModelLoadError, match="upgrade sk_asd"):
-        load_model(path)
+    with (
+        pytest.raises(ModelLoadError, match="upgrade sk_asd"),
+        pytest.warns(UserWarning, match="pickle"),
+    ):
+        load_model(path, trust_pickle=True)
 
 
 def test_load_error_pickles():
@@ -224,7 +254,25 @@ def test_cuda_trained_model_loads_on_a_cpu_only_machine(data, tmp_path):
 @pytest.mark.skipif(
     torch.cuda.is_available(), reason="simulates a machine without a CUDA GPU"
 )
-def test_file_with_cuda_tensors_loads_on_this_cpu_only_machine(
+def test_cuda_model_file_loads_on_this_cpu_only_machine(fitted, data, tmp_path):
+    # The safe format records the net's device; tensors are stored as arrays.
+    X, ids = data
+    as_if_cuda = pickle.loads(pickle.dumps(fitted))
+    as_if_cuda.net_.device = "cuda"
+    as_if_cuda.set_params(device="cuda")
+    path = save_model(as_if_cuda, tmp_path / "cuda.skasd")
+    with pytest.warns(UserWarning, match="no CUDA GPU"):
+        loaded = load_model(path)
+    assert str(loaded.net_.device) == "cpu" and loaded.device == "cuda"
+    np.testing.assert_array_equal(
+        loaded.score_samples(X, ids), fitted.score_samples(X, ids)
+    )
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="simulates a machine without a CUDA GPU"
+)
+def test_pickled_file_with_cuda_tensors_loads_on_this_cpu_only_machine(
     fitted, data, tmp_path, monkeypatch
 ):
     # What a CUDA-trained detector pickles: a net whose device is "cuda" and
@@ -233,12 +281,13 @@ def test_file_with_cuda_tensors_loads_on_this_cpu_only_machine(
     as_if_cuda = pickle.loads(pickle.dumps(fitted))
     as_if_cuda.net_.device = "cuda"
     as_if_cuda.set_params(device="cuda")
+    path = tmp_path / "cuda.joblib"
     with monkeypatch.context() as patch:
         patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
-        path = save_model(as_if_cuda, tmp_path / "cuda.skasd")
+        joblib.dump(as_if_cuda, path)
 
     with pytest.warns(UserWarning) as record:
-        loaded = load_model(path)
+        loaded = load_model(path, trust_pickle=True)
     # skorch says it maps the network to the CPU.
     assert any("no CUDA devices" in str(w.message) for w in record)
     assert str(loaded.net_.device) == "cpu"
