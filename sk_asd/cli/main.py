@@ -26,7 +26,7 @@ import numpy as np
 from sk_asd import __version__
 from sk_asd.datasets.dcase import load_dcase, parse_dcase_filename
 from sk_asd.estimator.detector import SCORING_BACKENDS, AnomalousSoundDetector
-from sk_asd.io.audio import load_audios
+from sk_asd.io.audio import AudioLoadError, SkippedFile, load_audios, probe_audio
 from sk_asd.io.model import MODEL_SUFFIX, load_model, save_model
 from sk_asd.nn.losses import LOSSES
 
@@ -512,6 +512,24 @@ def _check_output(path: str | os.PathLike[str] | None, option: str) -> None:
         ) from None
 
 
+def _probe_files(
+    paths: Sequence[str], sample_rate: int
+) -> tuple[list[int], list[int], list[tuple[int, AudioLoadError]]]:
+    """Header check of every file: (good indices, their lengths, failures)."""
+    good: list[int] = []
+    lengths: list[int] = []
+    bad: list[tuple[int, AudioLoadError]] = []
+    for i, path in enumerate(paths):
+        try:
+            n_frames, _, file_rate = probe_audio(path)
+        except AudioLoadError as exc:
+            bad.append((i, exc))
+            continue
+        good.append(i)
+        lengths.append(-(-n_frames * sample_rate // file_rate))
+    return good, lengths, bad
+
+
 def _report_skipped(batch: Any, report: _Reporter) -> None:
     """One line per skipped file and, if any, their count."""
     for skipped in batch.skipped:
@@ -666,7 +684,7 @@ def _load_clips(
 ) -> Any:
     """Load clips the way the model was trained: its rate and clip length."""
     n_samples = int(detector.n_features_in_)
-    rate = int(detector.sample_rate)
+    rate = int(getattr(detector, "sample_rate_", detector.sample_rate))
     report.info(
         f"loading {len(paths)} audio file(s) at {rate} Hz, "
         f"{n_samples / rate:.2f} s per clip"
@@ -733,17 +751,32 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
         + ("" if fraction == 1.0 else f" (the first {fraction:g} of each ID)")
     )
 
+    # Headers first (cheap): bad files fail or are skipped before anything
+    # is decoded, and the clip length is the median, so one odd file (a
+    # 1-hour recording) cannot set every clip's length.
+    good, lengths, bad = _probe_files(paths, args.sample_rate)
+    if bad and not args.skip_bad:
+        raise bad[0][1]
+    if not good:
+        raise ValueError(f"none of the {len(paths)} training files could be read")
+    n_samples = max(1, int(np.median(lengths)))
     batch = load_audios(
-        paths, sample_rate=args.sample_rate, length="pad", skip_bad=args.skip_bad
+        [paths[i] for i in good],
+        sample_rate=args.sample_rate,
+        length="pad",
+        target_length=n_samples,
+        skip_bad=args.skip_bad,
     )
+    batch.skipped[:0] = [SkippedFile(paths[i], exc.reason) for i, exc in bad]
     _report_skipped(batch, report)
-    train_ids = [ids[i] for i in batch.indices.tolist()]
+    train_ids = [ids[good[i]] for i in batch.indices.tolist()]
     X = batch.waves
-    n_samples = X.shape[1]
+    odd = int(np.sum((batch.lengths > 2 * n_samples) | (2 * batch.lengths < n_samples)))
     if np.any(batch.lengths != n_samples):
         report.info(
-            f"clips of different lengths zero-padded to the longest "
+            f"clips of different lengths zero-padded or cut to the median length "
             f"({n_samples / args.sample_rate:.2f} s)"
+            + (f"; {odd} differ from it by more than 2x" if odd else "")
         )
 
     detector = AnomalousSoundDetector(

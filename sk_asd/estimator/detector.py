@@ -16,13 +16,20 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import LRScheduler, ProgressBar
 from skorch.dataset import ValidSplit
 
-from sk_asd.estimator.guards import forget_fitted_state, labels_from_decision
+from sk_asd.estimator.guards import (
+    check_fitted_rate,
+    forget_fitted_state,
+    labels_from_decision,
+)
 from sk_asd.estimator.net import ASDNet, RestoreBestWeights
-from sk_asd.estimator.streaming import AudioFileDataset, is_path_sequence
+from sk_asd.estimator.streaming import (
+    AudioFileDataset,
+    clip_length_of_files,
+    is_path_sequence,
+)
 from sk_asd.estimator.threads import torch_threads
 from sk_asd.estimator.thresholds import gamma_threshold
 from sk_asd.estimator.validation import check_machine_ids, check_waveforms
-from sk_asd.io.audio import load_audio
 from sk_asd.nn.losses import LOSSES, MarginLoss
 from sk_asd.nn.network import DEFAULT_N_FFT, FRONTENDS, TASTgramMFN
 
@@ -248,6 +255,10 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         training curve.
     n_features_in_ : int
         Number of samples per training clip.
+    sample_rate_ : int
+        ``sample_rate`` at fit.  Scoring after ``set_params(sample_rate=...)``
+        to another rate raises a ``ValueError`` (the network was trained on
+        clips at this rate); set it back or refit.
     n_classes_ : int
         Classes the network was trained on: the machine IDs, plus two
         speed-changed pseudo-IDs when only one machine was given.
@@ -411,7 +422,8 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
             files.  Files are read lazily, batch by batch, so memory does not
             grow with their number; they are resampled to ``sample_rate``,
             averaged to mono, and zero-padded or cropped at the end to the
-            length of the first file.
+            median length of the files (a warning names files far from it).
+            Every file's header is checked before training starts.
         y : array-like of shape (n_clips,), default=None
             Machine ID of every clip (any hashable labels).  ``None`` means
             all clips come from one machine.
@@ -434,9 +446,9 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         from_files = is_path_sequence(X)
         if from_files:
             X = list(X)
-            # Clips are padded or cropped to the length of the first file.
-            first = load_audio(X[0], sample_rate=self.sample_rate)
-            self.n_features_in_ = int(first.shape[0])
+            # Every header is checked; clips are padded or cropped to the
+            # median length (a warning names outliers).
+            self.n_features_in_ = clip_length_of_files(X, self.sample_rate)
         else:
             X = check_waveforms(self, X, reset=True)
         n_clips = len(X)
@@ -448,6 +460,8 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         ids = (
             np.zeros(n_clips, dtype=int) if y is None else check_machine_ids(y, n_clips)
         )
+        # What the clips' rate was at fit; scoring at another rate raises.
+        self.sample_rate_ = int(self.sample_rate)
         self.machine_ids_, codes = np.unique(ids, return_inverse=True)
         codes = codes.astype(np.int64)
         speeds = (1.0,) + (PSEUDO_SPEED_FACTORS if self.machine_ids_.size == 1 else ())
@@ -675,6 +689,7 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
 
     def _check_input(self, X: Any) -> np.ndarray | AudioFileDataset:
         """Validated waveforms, or a lazily read dataset for file paths."""
+        check_fitted_rate(self)
         if is_path_sequence(X):
             return self._file_dataset(list(X))
         return check_waveforms(self, X, reset=False)

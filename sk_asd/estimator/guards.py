@@ -13,7 +13,12 @@ import numpy as np
 
 from sk_asd.estimator.streaming import is_path_sequence
 
-__all__ = ["NonFiniteScoreWarning", "forget_fitted_state", "labels_from_decision"]
+__all__ = [
+    "NonFiniteScoreWarning",
+    "check_fitted_rate",
+    "forget_fitted_state",
+    "labels_from_decision",
+]
 
 
 class NonFiniteScoreWarning(RuntimeWarning):
@@ -77,3 +82,20 @@ def forget_fitted_state(estimator: Any) -> None:
     """
     for name in [k for k in vars(estimator) if k.endswith("_") and k[:2] != "__"]:
         delattr(estimator, name)
+
+
+def check_fitted_rate(estimator: Any) -> None:
+    """Refuse to score at a sample rate other than the one fitted.
+
+    ``set_params(sample_rate=8000)`` after fit changed how files are
+    resampled while the network (and its log-mel) stayed trained at the old
+    rate: predictions changed without a word.
+    """
+    fitted = getattr(estimator, "sample_rate_", None)
+    if fitted is None or int(estimator.sample_rate) == int(fitted):
+        return
+    raise ValueError(
+        f"This detector was fitted on clips at {fitted} Hz, but its sample_rate "
+        f"is now {estimator.sample_rate}; scores would be meaningless. Set "
+        f"sample_rate={fitted} again (and resample the clips to it) or refit."
+    )

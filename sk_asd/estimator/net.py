@@ -321,13 +321,33 @@ class ASDNet(NeuralNet):
         loss = kwargs.get("loss")
         if loss is None or bool(torch.isfinite(loss.detach()).all()):
             return
-        raise NonFiniteLossError(
+        self._raise_non_finite(
             f"The {'training' if training else 'validation'} loss became "
             f"{float(loss.detach().float().mean())} in epoch {len(self.history)} "
-            f"(peak |sample| of the batch: {_batch_peak(batch):.3g}); training was "
-            f"stopped. Likely causes: a learning rate too high (lr={self.lr}), or "
-            "waveforms far outside [-1, 1] (scale the input, e.g. int16 PCM / "
-            "32768)."
+            f"(peak |sample| of the batch: {_batch_peak(batch):.3g})"
+        )
+
+    def on_epoch_end(self, net: NeuralNet, **kwargs: Any) -> None:
+        # The last optimizer step of an epoch can turn the weights into
+        # NaN/inf (lr=1e6) without any later loss to show it; one check per
+        # epoch (a single device sync) catches that before scoring does.
+        super().on_epoch_end(net, **kwargs)
+        params = [
+            p.detach()
+            for part in (self.module_, self.criterion_)
+            for p in part.parameters()
+        ]
+        if params and not bool(torch.stack([p.isfinite().all() for p in params]).all()):
+            self._raise_non_finite(
+                f"The network weights became NaN or infinite in epoch "
+                f"{len(self.history)}"
+            )
+
+    def _raise_non_finite(self, what: str) -> None:
+        raise NonFiniteLossError(
+            f"{what}; training was stopped. Likely causes: a learning rate too "
+            f"high (lr={self.lr}), or waveforms far outside [-1, 1] (scale the "
+            "input, e.g. int16 PCM / 32768)."
         )
 
     def forward(self, X: Any, training: bool = False, device: str = "cpu") -> Any:

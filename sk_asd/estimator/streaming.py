@@ -10,6 +10,7 @@ about 29 GB for the DCASE 2020 training data).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sk_asd.io.audio import load_audio
+from sk_asd.io.audio import load_audio, probe_audio
 
 
 def is_path_sequence(X: Any) -> bool:
@@ -37,6 +38,63 @@ def is_path_sequence(X: Any) -> bool:
         and len(X) > 0
         and all(isinstance(p, str | os.PathLike) for p in X)
     )
+
+
+#: Files whose length is outside this factor of the median are named in a
+#: warning when the clip length of a fit on files is chosen.
+OUTLIER_LENGTH_FACTOR = 2.0
+
+
+def clip_length_of_files(paths: Sequence[str | os.PathLike], sample_rate: int) -> int:
+    """The clip length, in samples at ``sample_rate``, for a fit on files.
+
+    The median of the files' lengths, read from their headers (nothing is
+    decoded; every header is checked, so a bad file fails now, by name). The
+    first file used to decide alone, so a 1-sample first file cut every clip
+    to one sample, and padding to the longest made one 1-hour file turn every
+    clip into an hour.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        The training files.
+    sample_rate : int
+        The rate they are resampled to.
+
+    Returns
+    -------
+    n_samples : int
+
+    Warns
+    -----
+    UserWarning
+        If some files are more than ``OUTLIER_LENGTH_FACTOR`` times longer or
+        shorter than the median; they are cut or zero-padded to it.
+    """
+    lengths = []
+    for path in paths:
+        n_frames, _, file_rate = probe_audio(path)
+        # resample_poly's output length: ceil(n * sample_rate / file_rate).
+        lengths.append(-(-n_frames * sample_rate // file_rate))
+    lengths_array = np.asarray(lengths)
+    n_samples = max(1, int(np.median(lengths_array)))
+    odd = np.flatnonzero(
+        (lengths_array > OUTLIER_LENGTH_FACTOR * n_samples)
+        | (lengths_array * OUTLIER_LENGTH_FACTOR < n_samples)
+    )
+    if odd.size:
+        names = ", ".join(
+            f"{os.fspath(paths[i])} ({lengths[i] / sample_rate:.3g} s)" for i in odd[:5]
+        )
+        more = f" and {odd.size - 5} more" if odd.size > 5 else ""
+        warnings.warn(
+            f"Clips are cut or zero-padded to the median file length "
+            f"({n_samples / sample_rate:.3g} s); {odd.size} file(s) differ from it "
+            f"by more than {OUTLIER_LENGTH_FACTOR:g}x: {names}{more}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return n_samples
 
 
 def fit_length(clip: np.ndarray, n_samples: int) -> np.ndarray:
@@ -76,6 +134,11 @@ class AudioFileDataset(Dataset):
         speed_factors: Sequence[float] = (1.0,),
     ) -> None:
         self.paths = [Path(p) for p in paths]
+        # Every header is read now (cheap: no decoding), so a bad file fails
+        # here, by name and as an AudioLoadError, instead of in the middle of
+        # an epoch or wrapped in a RuntimeError by a DataLoader worker.
+        for path in self.paths:
+            probe_audio(path)
         self.labels = (
             np.zeros(len(self.paths), dtype=np.int64) if labels is None else labels
         )
@@ -91,7 +154,12 @@ class AudioFileDataset(Dataset):
 
         n_files = len(self.paths)
         factor_index, file_index = divmod(index, n_files)
-        clip = load_audio(self.paths[file_index], sample_rate=self.sample_rate)
+        # Only the frames the clip length needs are decoded.
+        clip = load_audio(
+            self.paths[file_index],
+            sample_rate=self.sample_rate,
+            max_samples=self.n_samples,
+        )
         clip = fit_length(clip, self.n_samples)
         factor = self.speed_factors[factor_index]
         if factor != 1.0:

@@ -15,20 +15,28 @@ turns audio files of any layout that libsndfile understands (WAV, FLAC, OGG,
    ``sample_rate / file_rate`` reduced by their greatest common divisor.
 
 Anything that would need a guess (a missing, unreadable, truncated or empty
-file, a file with NaN or infinite samples, a channel that does not exist)
-raises :class:`AudioLoadError`, whose message names the file, the reason and
-what to do about it.
+file, a file with NaN or infinite samples, a channel that does not exist, a
+header that declares an implausible sample rate) raises
+:class:`AudioLoadError`, whose message names the file, the reason and what to
+do about it.
+
+Only as much of a file is decoded as the result needs: with ``max_samples``
+(and ``load_audios(..., target_length=...)``) the frames past the requested
+length are never read, so scoring the first seconds of an hour-long file
+costs the memory of those seconds; multichannel files are mixed to mono
+block by block.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -41,6 +49,7 @@ __all__ = [
     "SkippedFile",
     "load_audio",
     "load_audios",
+    "probe_audio",
     "write_audio",
 ]
 
@@ -49,6 +58,17 @@ Channel = Literal["mean"] | int
 LengthRule = Literal["pad", "crop", "list"]
 
 _LENGTH_RULES = ("pad", "crop", "list")
+
+#: Sample rates a file header may declare. Outside this range the header is
+#: broken or hostile: a "1 Hz" file would be resampled 16,000-fold (an 11.9
+#: GiB allocation from a 100 kB file). 384 kHz is the highest rate of
+#: common audio hardware.
+MIN_FILE_SAMPLE_RATE = 1000
+MAX_FILE_SAMPLE_RATE = 384_000
+
+#: Frames decoded at a time when mixing a multichannel file down to mono, so
+#: that only one block of all channels is held at once.
+_BLOCK_FRAMES = 1 << 18
 
 
 class AudioLoadError(ValueError):
@@ -294,46 +314,207 @@ def _wav_truncation(path: Path) -> str | None:
     return None
 
 
-def _read_float(path: Path) -> tuple[np.ndarray, int]:
-    """Read a file as ``(n_frames, n_channels)`` float64 plus its sample rate."""
-    if not path.exists():
+def _check_path(path: Path) -> None:
+    """Raise an :class:`AudioLoadError` naming what is wrong with ``path``."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise AudioFileNotFoundError(
+                path, "it is a symbolic link to a file that does not exist"
+            ) from None
         raise AudioFileNotFoundError(
             path, hint="Check the path and that the dataset was fully extracted."
-        )
-    if not path.is_file():
-        raise AudioLoadError(path, "the path is not a regular file")
-    try:
-        with sf.SoundFile(path) as fh:
-            file_rate = int(fh.samplerate)
-            is_wav = fh.format == "WAV"
-            # float64 keeps int32 PCM exact through channel mixing and
-            # resampling; the caller casts to the requested dtype at the end.
-            data = fh.read(dtype="float64", always_2d=True)
-    except (sf.SoundFileError, RuntimeError) as exc:
+        ) from None
+    except PermissionError:
         raise AudioLoadError(
             path,
-            f"the file is not readable audio or is corrupt ({exc})",
-            hint="Re-download or re-export the file, or remove it.",
-        ) from exc
+            "permission denied",
+            hint="Check the permissions of the file and of its folders.",
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AudioLoadError(path, "it is a loop of symbolic links") from None
+        raise AudioLoadError(path, f"it cannot be accessed ({exc.strerror})") from None
+    if not path.is_file():
+        raise AudioLoadError(path, "the path is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise AudioLoadError(
+            path,
+            "permission denied (the file is not readable)",
+            hint="Check the permissions of the file.",
+        )
+
+
+def _sf_path(path: Path) -> str | bytes:
+    """``path`` as libsndfile should get it.
+
+    soundfile encodes a str path strictly, so a file name that is not valid
+    UTF-8 (kept by Python as surrogate escapes) raised UnicodeEncodeError;
+    the bytes the OS gave are what it needs on POSIX.
+    """
+    return os.fsencode(path) if os.name == "posix" else os.fspath(path)
+
+
+def _check_file_rate(path: Path, file_rate: int) -> None:
+    if not MIN_FILE_SAMPLE_RATE <= file_rate <= MAX_FILE_SAMPLE_RATE:
+        raise AudioLoadError(
+            path,
+            f"its header declares an implausible sample rate of {file_rate} Hz "
+            f"(expected {MIN_FILE_SAMPLE_RATE} to {MAX_FILE_SAMPLE_RATE} Hz)",
+            hint="The file is corrupt or mislabelled; re-export or remove it.",
+        )
+
+
+def _unreadable(path: Path, exc: BaseException) -> AudioLoadError:
+    return AudioLoadError(
+        path,
+        f"the file is not readable audio or is corrupt ({exc})",
+        hint="Re-download or re-export the file, or remove it.",
+    )
+
+
+def probe_audio(path: PathLike) -> tuple[int, int, int]:
+    """Check a file's header without decoding it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Audio file.
+
+    Returns
+    -------
+    n_frames, n_channels, sample_rate : int
+        As the header declares them.
+
+    Raises
+    ------
+    AudioFileNotFoundError
+        If ``path`` does not exist.
+    AudioLoadError
+        If it cannot be opened as audio, is truncated, holds no frames or
+        declares an implausible sample rate.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = write_audio(pathlib.Path(tempfile.mkdtemp()) / "z.wav", np.zeros(8))
+    >>> probe_audio(out)
+    (8, 1, 16000)
+    """
+    path = Path(path)
+    _check_path(path)
+    try:
+        info = sf.info(_sf_path(path))
+    except (sf.SoundFileError, RuntimeError) as exc:
+        raise _unreadable(path, exc) from exc
+    _check_file_rate(path, int(info.samplerate))
+    if info.format == "WAV":
+        truncation = _wav_truncation(path)
+        if truncation is not None:
+            raise AudioLoadError(
+                path, truncation, hint="Re-download or re-export the file."
+            )
+    if info.frames == 0:
+        raise AudioLoadError(
+            path,
+            "the file contains no audio frames (0 samples)",
+            hint="Remove the file or replace it with a real recording.",
+        )
+    return int(info.frames), int(info.channels), int(info.samplerate)
+
+
+def _frames_needed(max_samples: int, sample_rate: int, file_rate: int) -> int:
+    """Input frames that determine the first ``max_samples`` output samples.
+
+    Resampling by ``up/down`` with :func:`~scipy.signal.resample_poly`'s
+    default filter (half-length ``10 * max(up, down)`` taps at the upsampled
+    rate) lets output sample ``n`` depend on input frames up to about
+    ``(n * down + 10 * max(up, down)) / up``; a margin beyond that keeps the
+    first ``max_samples`` samples exactly what decoding the whole file gives.
+    """
+    if file_rate == sample_rate:
+        return max_samples
+    g = math.gcd(sample_rate, file_rate)
+    up, down = sample_rate // g, file_rate // g
+    reach = (max_samples * down + 10 * max(up, down)) / up
+    return int(math.ceil(reach)) + 16
+
+
+def _read_float(
+    path: Path, channel: Channel, frames_for: int | None = None
+) -> tuple[np.ndarray, int, int]:
+    """Read a file as a float64 mono ``(n,)`` wave, its rate and its frames.
+
+    ``frames_for`` (output samples at ``sample_rate``, see ``_read_mono``)
+    limits decoding to the frames that matter; the frame count returned is
+    the whole file's.
+    """
+    _check_path(path)
+    try:
+        with sf.SoundFile(_sf_path(path)) as fh:
+            file_rate = int(fh.samplerate)
+            # Checked before any decoding or allocation.
+            _check_file_rate(path, file_rate)
+            is_wav = fh.format == "WAV"
+            n_frames = int(fh.frames)
+            n_channels = int(fh.channels)
+            if channel != "mean" and not -n_channels <= channel < n_channels:
+                raise AudioLoadError(
+                    path,
+                    f"channel {channel} was requested but the file has "
+                    f"{n_channels} channel(s)",
+                    hint=f"Use an index in [0, {n_channels - 1}] or channel='mean'.",
+                )
+            to_read = n_frames if frames_for is None else min(n_frames, frames_for)
+            mono = _read_mono(fh, to_read, channel)
+    except (sf.SoundFileError, RuntimeError) as exc:
+        raise _unreadable(path, exc) from exc
     if is_wav:
         truncation = _wav_truncation(path)
         if truncation is not None:
             raise AudioLoadError(
                 path, truncation, hint="Re-download or re-export the file."
             )
-    if data.shape[0] == 0:
+    if n_frames == 0 or mono.shape[0] == 0:
         raise AudioLoadError(
             path,
             "the file contains no audio frames (0 samples)",
             hint="Remove the file or replace it with a real recording.",
         )
-    if not np.isfinite(data).all():
+    if not np.isfinite(mono).all():
         raise AudioLoadError(
             path,
             "the file contains NaN or infinite samples",
             hint="Fix or remove the file; non-finite values would poison training.",
         )
-    return data, file_rate
+    return mono, file_rate, n_frames
+
+
+def _read_mono(fh: sf.SoundFile, n_frames: int, channel: Channel) -> np.ndarray:
+    """Up to ``n_frames`` frames of an open file as a float64 mono wave.
+
+    float64 keeps int32 PCM exact through channel mixing and resampling; the
+    caller casts to the requested dtype at the end. Multichannel files are
+    decoded one block at a time, so all channels of the whole file are never
+    held at once.
+    """
+    if fh.channels == 1:
+        return fh.read(frames=n_frames, dtype="float64", always_2d=True)[:, 0]
+    out = np.empty(n_frames, dtype=np.float64)
+    filled = 0
+    while filled < n_frames:
+        block = fh.read(
+            frames=min(_BLOCK_FRAMES, n_frames - filled),
+            dtype="float64",
+            always_2d=True,
+        )
+        if block.shape[0] == 0:  # fewer frames than the header declared
+            break
+        part = block.mean(axis=1) if channel == "mean" else block[:, channel]
+        out[filled : filled + part.shape[0]] = part
+        filled += part.shape[0]
+    return out[:filled]
 
 
 def load_audio(
@@ -342,6 +523,7 @@ def load_audio(
     sample_rate: int = 16000,
     channel: Channel = "mean",
     dtype: np.dtype | type = np.float32,
+    max_samples: int | None = None,
 ) -> np.ndarray:
     """Load one audio file as a 1-D mono waveform at ``sample_rate``.
 
@@ -359,13 +541,19 @@ def load_audio(
         from the end). Mono files accept ``"mean"``, ``0`` and ``-1``.
     dtype : numpy dtype, default=numpy.float32
         Floating dtype of the returned array.
+    max_samples : int, optional
+        Return at most the first ``max_samples`` samples (at
+        ``sample_rate``), decoding only the frames they depend on; they are
+        the same values as the start of the full waveform. ``None`` decodes
+        the whole file.
 
     Returns
     -------
     wave : numpy.ndarray of shape (n_samples,)
         The waveform. Integer PCM is scaled to ``[-1, 1)``; float files keep
         their values. After resampling, ``n_samples`` is
-        ``ceil(n_frames * sample_rate / file_rate)``.
+        ``ceil(n_frames * sample_rate / file_rate)`` (at most
+        ``max_samples``).
 
     Raises
     ------
@@ -373,9 +561,13 @@ def load_audio(
         If ``path`` does not exist (also a :class:`FileNotFoundError`).
     AudioLoadError
         If the file is not readable audio, is corrupt or truncated, holds no
-        frames, contains NaN/inf samples, or has no channel ``channel``.
+        frames, contains NaN/inf samples (in the decoded part), has no
+        channel ``channel``, or its header declares a sample rate outside
+        ``MIN_FILE_SAMPLE_RATE`` to ``MAX_FILE_SAMPLE_RATE`` (1 kHz to 384
+        kHz); nothing is decoded in that case.
     ValueError
-        If ``channel``, ``sample_rate`` or ``dtype`` is invalid.
+        If ``channel``, ``sample_rate``, ``dtype`` or ``max_samples`` is
+        invalid.
 
     Examples
     --------
@@ -393,39 +585,65 @@ def load_audio(
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a floating dtype, got {dtype}")
+    if max_samples is not None:
+        max_samples = _check_positive_int(max_samples, "max_samples")
+    return _load(Path(path), sample_rate, channel, dtype, max_samples)[0]
 
-    path = Path(path)
-    data, file_rate = _read_float(path)
 
-    n_channels = data.shape[1]
-    if channel == "mean":
-        mono = data.mean(axis=1)
-    else:
-        if not -n_channels <= channel < n_channels:
-            raise AudioLoadError(
-                path,
-                f"channel {channel} was requested but the file has "
-                f"{n_channels} channel(s)",
-                hint=f"Use an index in [0, {n_channels - 1}] or channel='mean'.",
-            )
-        mono = data[:, channel]
+def _check_positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
 
+
+def _load(
+    path: Path,
+    sample_rate: int,
+    channel: Channel,
+    dtype: np.dtype,
+    max_samples: int | None,
+) -> tuple[np.ndarray, int]:
+    """The (possibly cut) wave and the full length it would have, in samples."""
+    # The frame budget needs the file's rate, which the open file tells;
+    # _read_float checks it before decoding anything.
+    frames_for = None
+    if max_samples is not None:
+        file_rate = _header_rate(path)
+        frames_for = _frames_needed(max_samples, sample_rate, file_rate)
+    mono, file_rate, n_frames = _read_float(path, channel, frames_for)
+    full_length = n_frames
     if file_rate != sample_rate:
         # Dividing by the gcd gives the smallest exact up/down pair, which
         # keeps resample_poly's polyphase filter short.
         g = math.gcd(sample_rate, file_rate)
-        mono = resample_poly(mono, sample_rate // g, file_rate // g)
+        up, down = sample_rate // g, file_rate // g
+        mono = resample_poly(mono, up, down)
+        full_length = -(-n_frames * up // down)  # ceil, as resample_poly
+    if max_samples is not None:
+        mono = mono[:max_samples]
+    return np.ascontiguousarray(mono, dtype=dtype), int(full_length)
 
-    return np.ascontiguousarray(mono, dtype=dtype)
+
+def _header_rate(path: Path) -> int:
+    """The sample rate a file's header declares (0 when it cannot be read:
+    _read_float then reports the problem)."""
+    try:
+        return int(sf.info(_sf_path(path)).samplerate)
+    except (sf.SoundFileError, RuntimeError, OSError):
+        return 0
 
 
 def _load_or_reason(
-    path: PathLike, sample_rate: int, channel: Channel, dtype: np.dtype
-) -> np.ndarray | AudioLoadError:
+    path: PathLike,
+    sample_rate: int,
+    channel: Channel,
+    dtype: np.dtype,
+    max_samples: int | None = None,
+) -> tuple[np.ndarray, int] | AudioLoadError:
     # Returning the error instead of raising lets skip_bad collect every bad
     # file in one pass rather than stopping at the first.
     try:
-        return load_audio(path, sample_rate=sample_rate, channel=channel, dtype=dtype)
+        return _load(Path(path), sample_rate, channel, dtype, max_samples)
     except AudioLoadError as exc:
         return exc
 
@@ -532,20 +750,33 @@ def load_audios(
             )
         target_length = int(target_length)
 
+    if isinstance(paths, str | bytes | os.PathLike):
+        # A str is iterable: without this, "a.wav" became five one-letter paths.
+        raise TypeError(
+            f"load_audios takes a sequence of paths, got the single path "
+            f"{os.fsdecode(paths)!r}; use load_audio(path) or load_audios([path])."
+        )
     path_list = [os.fspath(p) for p in paths]
     if not path_list:
         raise ValueError("load_audios needs at least one path; got none")
+    # With a target length, nothing past it is decoded.
+    max_samples = target_length if length == "pad" else None
 
     if n_jobs is None or n_jobs == 1:
-        results = [_load_or_reason(p, sample_rate, channel, dtype) for p in path_list]
+        results = [
+            _load_or_reason(p, sample_rate, channel, dtype, max_samples)
+            for p in path_list
+        ]
     else:
         from joblib import Parallel, delayed
 
         results = Parallel(n_jobs=n_jobs, prefer="threads")(
-            delayed(_load_or_reason)(p, sample_rate, channel, dtype) for p in path_list
+            delayed(_load_or_reason)(p, sample_rate, channel, dtype, max_samples)
+            for p in path_list
         )
 
     waves: list[np.ndarray] = []
+    full_lengths: list[int] = []
     kept: list[int] = []
     skipped: list[SkippedFile] = []
     for i, result in enumerate(results):
@@ -554,7 +785,8 @@ def load_audios(
                 raise result
             skipped.append(SkippedFile(path_list[i], result.reason))
         else:
-            waves.append(result)
+            waves.append(result[0])
+            full_lengths.append(result[1])
             kept.append(i)
     del results
 
@@ -565,7 +797,8 @@ def load_audios(
             f"none of the {len(path_list)} audio files could be loaded: {shown}{more}"
         )
 
-    lengths = np.array([w.shape[0] for w in waves], dtype=np.int64)
+    # The length of the whole file, also where only its start was decoded.
+    lengths = np.array(full_lengths, dtype=np.int64)
     if length == "list":
         out: np.ndarray | list[np.ndarray] = waves
     else:
