@@ -542,8 +542,13 @@ def _report_skipped(batch: Any, report: _Reporter) -> None:
 
 
 def _printable(path: str) -> str:
-    """``path`` printable on any terminal (undecodable bytes escaped)."""
-    return path.encode("utf-8", "backslashreplace").decode("utf-8")
+    """``path`` as valid UTF-8 text: bytes of a file name that are not
+    UTF-8 (kept by Python as surrogate escapes) are shown as ``\\xff``."""
+    try:
+        raw = os.fsencode(path)
+    except (UnicodeError, TypeError):
+        return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def _format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -837,7 +842,7 @@ def _cmd_score(args: argparse.Namespace, report: _Reporter) -> int:
     header = ["path", "machine_id", "anomaly_score", "decision", "machine_id_source"]
     if args.csv is not None:
         rows = [
-            [p, str(m), repr(float(s)), _decision_text(d), src]
+            [_printable(p), str(m), repr(float(s)), _decision_text(d), src]
             for p, m, s, d, src in zip(
                 batch.paths, used, anomaly, decisions, sources, strict=True
             )
@@ -847,7 +852,7 @@ def _cmd_score(args: argparse.Namespace, report: _Reporter) -> int:
             report.info(f"wrote {len(rows)} row(s) to {args.csv}")
     else:
         rows = [
-            [p, str(m), f"{s:.4f}", _decision_text(d), src]
+            [_printable(p), str(m), f"{s:.4f}", _decision_text(d), src]
             for p, m, s, d, src in zip(
                 batch.paths, used, anomaly, decisions, sources, strict=True
             )
@@ -1007,7 +1012,7 @@ def _cmd_evaluate(args: argparse.Namespace, report: _Reporter) -> int:
     if args.scores_csv is not None:
         assert decisions is not None
         clip_rows = [
-            [p, m, str(u), int(y), repr(float(s)), _decision_text(d)]
+            [_printable(p), m, str(u), int(y), repr(float(s)), _decision_text(d)]
             for p, m, u, y, s, d in zip(
                 batch.paths, name_ids, used, labels, anomaly, decisions, strict=True
             )

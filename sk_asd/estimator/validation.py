@@ -5,6 +5,7 @@ Errors name the problem and the fix; nothing the user passed is modified.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable
 from typing import Any
 
@@ -51,6 +52,14 @@ def check_waveforms(estimator: Any, X: Any, *, reset: bool) -> np.ndarray:
     infinite samples, wrong shapes (stereo, single clips) and a clip length
     other than the training one raise a ``ValueError`` saying what to do.
     """
+    if isinstance(X, str | bytes | os.PathLike):
+        # Otherwise numpy tries to read the path as a number ("could not
+        # convert string to float").
+        raise TypeError(
+            f"X is a single path ({os.fsdecode(X)!r}); pass a list of audio "
+            "files (e.g. sorted(pathlib.Path(folder).glob('*.wav'))) or an array "
+            "of waveforms."
+        )
     X = _as_array(X)
     ndim = getattr(X, "ndim", None)
     if ndim == 3:
@@ -112,6 +121,22 @@ def check_machine_ids(machine_ids: Any, n_clips: int, name: str = "y") -> np.nda
         )
     if ids.dtype.kind == "f" and not np.isfinite(ids).all():
         raise ValueError(f"{name} (machine IDs) contains NaN or inf labels.")
-    if ids.dtype.kind == "O" and not all(isinstance(v, Hashable) for v in ids):
-        raise TypeError(f"{name} (machine IDs) must hold hashable labels.")
+    if ids.dtype.kind == "O":
+        if not all(isinstance(v, Hashable) for v in ids):
+            raise TypeError(f"{name} (machine IDs) must hold hashable labels.")
+        missing = [i for i, v in enumerate(ids.tolist()) if v is None]
+        if missing:
+            raise ValueError(
+                f"{name} (machine IDs) contains None at position(s) "
+                f"{missing[:10]}; give every clip a machine ID."
+            )
+        kinds = sorted({type(v).__name__ for v in ids.tolist()})
+        try:
+            # np.unique sorts the IDs; mixed types (str and int) cannot be.
+            sorted(set(ids.tolist()))
+        except TypeError:
+            raise TypeError(
+                f"{name} (machine IDs) mixes labels that cannot be compared "
+                f"({', '.join(kinds)}); use one type, e.g. all str."
+            ) from None
     return ids
