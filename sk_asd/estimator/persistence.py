@@ -323,6 +323,7 @@ def decode_detector(
         if hasattr(type(detector), name):  # a method or property, e.g. offset_
             raise ValueError(f"it sets {name!r}, which is not a fitted attribute")
         setattr(detector, name, _decode(spec, arrays))
+    _check_fitted_state(detector)
     device = _load_device(str(net_doc.get("device", "cpu")))
     # Building the net initialises random weights; that must not move the
     # user's torch random stream.
@@ -353,6 +354,71 @@ def decode_detector(
         )
     detector.net_ = net
     return detector
+
+
+def _check_fitted_state(detector: AnomalousSoundDetector) -> None:
+    """The fitted attributes scoring relies on have the right types and shapes.
+
+    A file that passes this fails no later, and no stranger, than here.
+    Attributes not listed here are restored as they were stored.
+    """
+    from sk_asd.estimator.detector import SCORING_BACKENDS
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise ValueError(f"its fitted state is inconsistent: {what}")
+
+    ids = getattr(detector, "machine_ids_", None)
+    need(
+        isinstance(ids, np.ndarray) and ids.ndim == 1 and ids.size >= 1,
+        "machine_ids_ must be a non-empty 1-D array",
+    )
+    n_ids = ids.size
+    for name in ("n_features_in_", "n_classes_"):
+        value = getattr(detector, name, None)
+        need(
+            isinstance(value, int | np.integer)
+            and not isinstance(value, bool)
+            and value >= 1,
+            f"{name} must be a positive int",
+        )
+    need(detector.n_classes_ >= n_ids, "n_classes_ is smaller than the machine IDs")
+    rate = getattr(detector, "sample_rate_", None)
+    need(
+        rate is None
+        or (
+            isinstance(rate, int | np.integer)
+            and not isinstance(rate, bool)
+            and rate >= 1
+        ),
+        "sample_rate_ must be a positive int",
+    )
+    offsets = getattr(detector, "offsets_", None)
+    need(
+        isinstance(offsets, dict)
+        and all(
+            isinstance(offsets.get(b), np.ndarray)
+            and offsets[b].shape == (n_ids,)
+            and offsets[b].dtype.kind == "f"
+            for b in SCORING_BACKENDS
+        ),
+        f"offsets_ must map each of {SCORING_BACKENDS} to {n_ids} float thresholds",
+    )
+    centres = getattr(detector, "kmeans_centres_", None)
+    need(
+        isinstance(centres, list)
+        and len(centres) == n_ids
+        and all(
+            isinstance(c, np.ndarray)
+            and c.ndim == 2
+            and c.shape[0] >= 1
+            and c.shape[1] == detector.embedding_dim
+            and c.dtype.kind == "f"
+            for c in centres
+        ),
+        "kmeans_centres_ must hold one (n_centres, embedding_dim) float array "
+        "per machine",
+    )
 
 
 def describe_detector(detector: AnomalousSoundDetector) -> dict[str, Any]:

@@ -544,6 +544,8 @@ def _load_archive(path: Path) -> tuple[Any, dict[str, Any]]:
         )
     try:
         estimator = codec.decode(estimator_doc, arrays, state_dicts)
+        check_is_fitted(estimator)
+        codec.describe(estimator)
     except Exception as exc:
         # Whatever a malformed document makes the decoder trip over (KeyError,
         # TypeError, torch's RuntimeError, ...) means the same to the user.
