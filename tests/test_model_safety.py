@@ -155,7 +155,7 @@ def test_weights_that_do_not_fit_the_network_are_refused(fitted, tmp_path):
     model = _rewrite(
         save_model(fitted, tmp_path / "m.skasd"),
         lambda d, a: d["estimator"]["params"].update(
-            embedding_dim={"kind": "json", "value": 64}
+            n_mels={"kind": "json", "value": 16}
         ),
     )
     with pytest.raises(ModelLoadError, match="do not fit the network"):
