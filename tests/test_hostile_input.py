@@ -415,3 +415,17 @@ def test_csv_cells_cannot_become_formulas(cli_model, tmp_path, monkeypatch):
         row = next(csv.DictReader(fh))
     assert row["path"] == "'=1+2.wav"
     float(row["anomaly_score"])  # numbers, negative ones too, stay numbers
+
+
+def test_a_bad_file_keeps_its_error_type_across_loader_workers(tmp_path):
+    # Before: a DataLoader worker's AudioLoadError arrived as a RuntimeError.
+    rng = np.random.RandomState(0)
+    good = [
+        write_audio(tmp_path / f"{i}.wav", 0.1 * rng.randn(4000)) for i in range(5)
+    ]
+    # A sound header (passes the up-front check) over NaN samples.
+    nan_file = tmp_path / "nan.wav"
+    sf.write(nan_file, np.full(4000, np.nan), SR, subtype="FLOAT")
+    det = AnomalousSoundDetector(**{**TINY, "n_loader_workers": 1})
+    with pytest.raises(AudioLoadError, match="nan.wav"):
+        det.fit([*good, nan_file])

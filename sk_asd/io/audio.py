@@ -78,9 +78,12 @@ class AudioLoadError(ValueError):
     ----------
     path : str or os.PathLike
         The file that failed.
-    reason : str
+    reason : str, optional
         Short description of what is wrong with the file, without the path;
         it is what a command-line tool prints after ``"skipped <path>: "``.
+        Without it, ``path`` is taken as a complete message: the form in
+        which torch's DataLoader re-raises an error from a worker process,
+        which thus keeps its type (``path`` is then empty).
     hint : str, default=""
         What the user can do about it.
 
@@ -102,7 +105,13 @@ class AudioLoadError(ValueError):
     True
     """
 
-    def __init__(self, path: PathLike, reason: str, hint: str = "") -> None:
+    def __init__(
+        self, path: PathLike, reason: str | None = None, hint: str = ""
+    ) -> None:
+        if reason is None:
+            self.path, self.reason, self.hint = "", str(path), hint
+            super().__init__(str(path))
+            return
         self.path = os.fspath(path)
         self.reason = reason
         self.hint = hint
@@ -111,9 +120,11 @@ class AudioLoadError(ValueError):
             message = f"{message} {hint}"
         super().__init__(message)
 
-    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+    def __reduce__(self) -> tuple[type, tuple[str, ...]]:
         # The custom __init__ signature would break the default pickling that
         # joblib's process backends use to send exceptions back to the parent.
+        if not self.path:
+            return (type(self), (self.reason, None, self.hint))
         return (type(self), (self.path, self.reason, self.hint))
 
     def __str__(self) -> str:
