@@ -7,6 +7,7 @@ from sk_asd.io.audio import (
     SkippedFile,
     load_audio,
     load_audios,
+    probe_audio,
     write_audio,
 )
 from sk_asd.io.model import (
@@ -30,6 +31,7 @@ __all__ = [
     "load_audio",
     "load_audios",
     "load_model",
+    "probe_audio",
     "save_model",
     "write_audio",
 ]

@@ -78,6 +78,25 @@ class ModelVersionWarning(UserWarning):
 
     The model usually still loads and scores; the warning says what differs
     so that a changed result can be traced to it.
+
+    Parameters
+    ----------
+    *args : str
+        The message, as for any warning.
+
+    Attributes
+    ----------
+    args : tuple of str
+        The message.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warnings.warn("saved under torch 1.13", ModelVersionWarning)
+    >>> caught[0].category.__name__
+    'ModelVersionWarning'
     """
 
 
@@ -345,6 +364,7 @@ def save_model(
     --------
     >>> import tempfile, pathlib
     >>> import numpy as np
+    >>> from sk_asd import AnomalousSoundDetector
     >>> X = np.random.RandomState(0).randn(8, 4000).astype(np.float32) * 0.1
     >>> det = AnomalousSoundDetector(max_epochs=1, n_mels=32, device="cpu",
     ...                              random_state=0)
