@@ -10,7 +10,9 @@ was made on.  Its effect on AUC over seeds is measured by
 from __future__ import annotations
 
 import pickle
+import tempfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ from torch._dynamo.utils import counters
 from sk_asd import AnomalousSoundDetector
 from sk_asd.estimator import net as net_module
 from sk_asd.estimator.net import INT8_CALIBRATION_CLIPS, ASDNet, weights_fingerprint
+from sk_asd.io import load_model, save_model
 from sk_asd.nn.mobilefacenet import MobileFaceNet, fold_batchnorm
 from sk_asd.nn.quantization import (
     Int8Conv2d,
@@ -304,5 +307,12 @@ def test_detector_with_int8_scoring(eager_compile):
     # A saved and loaded detector rebuilds the int8 copy from its calibration.
     loaded = pickle.loads(pickle.dumps(det))
     np.testing.assert_array_equal(loaded.score_samples(X, ids), scores)
+    # So does one loaded from a (pickle-free) model file: the calibration is
+    # stored as JSON and still matches the loaded weights (no warning).
+    with tempfile.TemporaryDirectory() as tmp:
+        from_file = load_model(save_model(det, Path(tmp) / "int8.skasd"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        np.testing.assert_array_equal(from_file.score_samples(X, ids), scores)
     with pytest.raises(ValueError, match="int8_scoring"):
         AnomalousSoundDetector(int8_scoring="yes", **FAST).fit(X, ids)
