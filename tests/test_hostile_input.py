@@ -218,7 +218,7 @@ def test_cli_reports_nan_scores_as_anomalous(cli_model, tmp_path, capsys):
     )
     out = tmp_path / "scores.csv"
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NonFiniteScoreWarning)
+        warnings.simplefilter("error", NonFiniteScoreWarning)  # reported, not warned
         assert main(["score", str(cli_model), str(huge), "--csv", str(out)]) == 0
     err = capsys.readouterr().err
     assert "NaN or infinite anomaly score" in err and str(huge) in err

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -26,6 +27,7 @@ import numpy as np
 from sk_asd import __version__
 from sk_asd.datasets.dcase import load_dcase, parse_dcase_filename
 from sk_asd.estimator.detector import SCORING_BACKENDS, AnomalousSoundDetector
+from sk_asd.estimator.guards import NonFiniteScoreWarning
 from sk_asd.io.audio import AudioLoadError, SkippedFile, load_audios, probe_audio
 from sk_asd.io.model import MODEL_SUFFIX, load_model, save_model
 from sk_asd.nn.losses import LOSSES
@@ -659,7 +661,13 @@ def _score_clips(
         anomaly[rows] = per_id[np.arange(rows.size), best]
         for row, k in zip(rows.tolist(), best.tolist(), strict=True):
             used[row] = candidates[k]
-    decisions = detector.predict(X, machine_ids=used) if with_decisions else None
+    decisions = None
+    if with_decisions:
+        with warnings.catch_warnings():
+            # The commands name such files themselves (_report_non_finite),
+            # by path rather than by row.
+            warnings.simplefilter("ignore", NonFiniteScoreWarning)
+            decisions = detector.predict(X, machine_ids=used)
     return anomaly, used, decisions
 
 
