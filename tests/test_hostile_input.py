@@ -420,9 +420,7 @@ def test_csv_cells_cannot_become_formulas(cli_model, tmp_path, monkeypatch):
 def test_a_bad_file_keeps_its_error_type_across_loader_workers(tmp_path):
     # Before: a DataLoader worker's AudioLoadError arrived as a RuntimeError.
     rng = np.random.RandomState(0)
-    good = [
-        write_audio(tmp_path / f"{i}.wav", 0.1 * rng.randn(4000)) for i in range(5)
-    ]
+    good = [write_audio(tmp_path / f"{i}.wav", 0.1 * rng.randn(4000)) for i in range(5)]
     # A sound header (passes the up-front check) over NaN samples.
     nan_file = tmp_path / "nan.wav"
     sf.write(nan_file, np.full(4000, np.nan), SR, subtype="FLOAT")
