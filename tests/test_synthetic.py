@@ -288,3 +288,25 @@ def test_speed_variation_moves_the_speed_of_every_clip_and_nothing_else_at_zero(
 def test_speed_variation_out_of_range_is_rejected(bad):
     with pytest.raises(ValueError, match="speed_variation"):
         make_machine_sounds(speed_variation=bad)
+
+
+def test_interference_adds_foreign_sounds_to_every_clip_and_zero_changes_nothing():
+    settings = dict(n_normal_train=3, n_normal_test=2, n_anomalous_test=2, duration=1.0)
+    plain = make_machine_sounds(2, **settings, random_state=3)
+    zero = make_machine_sounds(2, **settings, interference=0.0, random_state=3)
+    loud = make_machine_sounds(2, **settings, interference=1.0, random_state=3)
+    np.testing.assert_array_equal(plain.X_train, zero.X_train)
+    np.testing.assert_array_equal(plain.X_test, zero.X_test)
+    # Knocks are impulsive: the foreign sound raises the peak-to-RMS ratio of
+    # normal clips (training and test alike), which is what makes it hard.
+    for a, b in ((plain.X_train, loud.X_train), (plain.X_test, loud.X_test)):
+        changed = np.abs(b - a).max(axis=1) > 1e-3
+        assert changed.mean() > 0.5
+        assert np.abs(b).max() <= 0.9 + 1e-6
+    np.testing.assert_array_equal(plain.is_anomaly_test, loud.is_anomaly_test)
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), 11.0, "loud"])
+def test_interference_out_of_range_is_refused(bad):
+    with pytest.raises(ValueError, match="interference"):
+        make_machine_sounds(1, n_normal_train=1, duration=0.2, interference=bad)

@@ -101,6 +101,7 @@ def make_machine_sounds(
     snr_db: float | tuple[float, float] = (6.0, 15.0),
     machine_spread: float = 1.0,
     speed_variation: float = 0.0,
+    interference: float = 0.0,
     random_state: int | np.random.RandomState | None = None,
 ) -> Bunch:
     """Generate synthetic machine sounds with labelled anomalies.
@@ -186,6 +187,17 @@ def make_machine_sounds(
         This makes the machine IDs harder to tell apart by their speed alone
         and widens what "normal" looks like to a spectrum-average detector.
         0 (default) leaves every clip exactly as without this option.
+    interference : float, default=0.0
+        Level of foreign sounds on the factory floor, in normal and anomalous
+        clips alike: the hum of another machine (a tone of 70-400 Hz with a
+        few harmonics, its level changing from clip to clip and absent from
+        about a third of them) and knocks (short decaying impacts of passing
+        tools and carts, about one every two seconds, at random times and
+        levels).  At 1 the hum has about the background's RMS and a knock
+        peaks at about twice the machine's RMS; both scale linearly.  They
+        are not anomalies of the machine, so a detector must learn to ignore
+        them, as on a real shop floor.  0 (default) leaves every clip exactly
+        as without this option.
     random_state : int, RandomState instance or None, default=None
         Controls everything: the factory, the machine identities, every clip
         and every anomaly. The same value gives bit-identical output; another
@@ -266,6 +278,10 @@ def make_machine_sounds(
         raise ValueError(
             f"speed_variation must be a number in [0, 0.2], got {speed_variation!r}."
         )
+    if not (_is_finite_real(interference) and 0.0 <= interference <= 10.0):
+        raise ValueError(
+            f"interference must be a number in [0, 10], got {interference!r}."
+        )
     snr_range = (
         (float(snr_db), float(snr_db))
         if isinstance(snr_db, Real)
@@ -285,6 +301,23 @@ def make_machine_sounds(
         return np.exp(speed_variation * stream(key, m).standard_normal(n))
 
     factory = _draw_factory(stream(0), sample_rate)
+    # Own streams again: interference=0 draws nothing and changes nothing.
+    foreign_hz = float(_log_uniform(stream(7).random(), 70.0, 400.0))
+
+    def foreign(key: int, m: int, clips: np.ndarray) -> np.ndarray:
+        if interference > 0:
+            clips += _interference(
+                stream(key, m),
+                len(clips),
+                n_samples,
+                sample_rate,
+                foreign_hz=foreign_hz,
+                level=float(interference),
+            )
+            peak = np.max(np.abs(clips), axis=1)
+            clips *= np.minimum(1.0, _PEAK_LIMIT / np.maximum(peak, 1e-12))[:, None]
+        return clips
+
     width = max(2, len(str(n_machines - 1)))
     ids = [f"id_{m:0{width}d}" for m in range(n_machines)]
 
@@ -294,17 +327,21 @@ def make_machine_sounds(
             stream(1, m), factory, m, sample_rate, spread=float(machine_spread)
         )
         x_train.append(
-            _render(
-                machine,
-                factory,
-                ["normal"] * n_normal_train,
-                rng=stream(2, m),
-                fault_rngs=[None] * n_normal_train,
-                speed_factors=speeds(5, m, n_normal_train),
-                strength=0.0,
-                snr_range=snr_range,
-                n_samples=n_samples,
-                sample_rate=sample_rate,
+            foreign(
+                8,
+                m,
+                _render(
+                    machine,
+                    factory,
+                    ["normal"] * n_normal_train,
+                    rng=stream(2, m),
+                    fault_rngs=[None] * n_normal_train,
+                    speed_factors=speeds(5, m, n_normal_train),
+                    strength=0.0,
+                    snr_range=snr_range,
+                    n_samples=n_samples,
+                    sample_rate=sample_rate,
+                ),
             )
         )
         first = m * n_anomalous_test
@@ -312,20 +349,24 @@ def make_machine_sounds(
             kinds[(first + j) % len(kinds)] for j in range(n_anomalous_test)
         ]
         x_test.append(
-            _render(
-                machine,
-                factory,
-                clip_kinds,
-                rng=stream(3, m),
-                # Each anomalous clip gets its own stream so that its fault
-                # does not depend on the kinds or number of the other clips.
-                fault_rngs=[None] * n_normal_test
-                + [stream(4, m, j) for j in range(n_anomalous_test)],
-                speed_factors=speeds(6, m, len(clip_kinds)),
-                strength=float(anomaly_strength),
-                snr_range=snr_range,
-                n_samples=n_samples,
-                sample_rate=sample_rate,
+            foreign(
+                9,
+                m,
+                _render(
+                    machine,
+                    factory,
+                    clip_kinds,
+                    rng=stream(3, m),
+                    # Each anomalous clip gets its own stream so that its fault
+                    # does not depend on the kinds or number of the other clips.
+                    fault_rngs=[None] * n_normal_test
+                    + [stream(4, m, j) for j in range(n_anomalous_test)],
+                    speed_factors=speeds(6, m, len(clip_kinds)),
+                    strength=float(anomaly_strength),
+                    snr_range=snr_range,
+                    n_samples=n_samples,
+                    sample_rate=sample_rate,
+                ),
             )
         )
         test_kinds.extend(clip_kinds)
@@ -339,7 +380,9 @@ def make_machine_sounds(
         f"Train: {n_normal_train} normal clips per machine. Test: "
         f"{n_normal_test} normal and {n_anomalous_test} anomalous clips per "
         f"machine (kinds: {', '.join(kinds)}; strength {anomaly_strength:g}; "
-        f"SNR {snr_range[0]:g}-{snr_range[1]:g} dB).\n"
+        f"SNR {snr_range[0]:g}-{snr_range[1]:g} dB"
+        + (f"; foreign hum and knocks at {interference:g}" if interference else "")
+        + ").\n"
         "Labels follow the DCASE convention: is_anomaly_test == 1 marks an "
         "anomalous clip."
     )
@@ -822,3 +865,57 @@ def _rubbing_wave(
         noise /= max(np.sqrt(np.mean(power)), 1e-12)
         wave[first : first + size] += level * envelope * noise
     return wave
+
+
+# Foreign sounds (``interference``): levels at interference=1, relative to a
+# machine's nominal RMS of about 0.06 (see _draw_machine).
+_FOREIGN_HUM_RMS = 0.03
+_KNOCK_PEAK = 0.12
+_KNOCK_RATE = 0.5  # expected knocks per second
+
+
+def _interference(
+    rng: np.random.Generator,
+    n_clips: int,
+    n_samples: int,
+    sample_rate: int,
+    *,
+    foreign_hz: float,
+    level: float,
+) -> np.ndarray:
+    """Foreign hum and knocks for ``n_clips`` clips (added to any clip kind).
+
+    The hum is another machine on the same floor: its fundamental
+    ``foreign_hz`` is fixed for the factory, its level, harmonic balance and
+    phase change from clip to clip, and it is off in about a third of the
+    clips.  Knocks are impacts (a tool dropped, a cart passing a joint):
+    a broadband click that rings a random low-mid resonance for a few tens of
+    milliseconds, at Poisson times.
+    """
+    t = np.arange(n_samples) / sample_rate
+    out = np.zeros((n_clips, n_samples))
+    top = _MAX_FREQ_FRACTION * sample_rate
+    for j in range(n_clips):
+        if rng.random() > 1.0 / 3.0:
+            rms = level * _FOREIGN_HUM_RMS * float(_log_uniform(rng.random(), 0.3, 3.0))
+            drift = 1.0 + 0.01 * rng.standard_normal()
+            hum = np.zeros(n_samples)
+            for h in range(1, 5):
+                if h * foreign_hz * drift < top:
+                    hum += (rng.uniform(0.2, 1.0) / h) * np.sin(
+                        2.0 * np.pi * h * foreign_hz * drift * t
+                        + rng.uniform(0.0, 2.0 * np.pi)
+                    )
+            out[j] += hum * (rms / max(float(np.sqrt(np.mean(hum**2))), 1e-12))
+        n_knocks = int(rng.poisson(_KNOCK_RATE * n_samples / sample_rate))
+        for _ in range(n_knocks):
+            first = int(rng.integers(0, n_samples))
+            tau = rng.uniform(0.005, 0.04)
+            ring = float(_log_uniform(rng.random(), 150.0, min(2500.0, top)))
+            size = min(n_samples - first, int(6.0 * tau * sample_rate) + 1)
+            k = np.arange(size) / sample_rate
+            click = rng.standard_normal(size) * np.exp(-k / (0.2 * tau))
+            wave = np.exp(-k / tau) * np.sin(2.0 * np.pi * ring * k) + 0.5 * click
+            peak = level * _KNOCK_PEAK * float(_log_uniform(rng.random(), 0.3, 3.0))
+            out[j, first : first + size] += peak * wave
+    return out.astype(np.float32)
