@@ -16,14 +16,28 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import LRScheduler, ProgressBar
 from skorch.dataset import ValidSplit
 
+from sk_asd.estimator import clip_statistics as stats
+from sk_asd.estimator.backends import (
+    MAX_BANK,
+    SCORING_BACKENDS,
+    cosine_knn,
+    standardisation,
+)
+from sk_asd.estimator.backends import flatten_crops as _flatten_crops
+from sk_asd.estimator.backends import (
+    nearest_centre_distance as _nearest_centre_distance,
+)
+from sk_asd.estimator.backends import unit_rows as _unit_rows
 from sk_asd.estimator.guards import (
     check_fitted_rate,
     forget_fitted_state,
     labels_from_decision,
 )
 from sk_asd.estimator.net import ASDNet, RestoreBestWeights
+from sk_asd.estimator.presets import RECIPES, SINGLE_MACHINE_SPEEDS, auto_epochs
 from sk_asd.estimator.streaming import (
     AudioFileDataset,
+    change_speed,
     clip_length_of_files,
     is_path_sequence,
 )
@@ -32,13 +46,6 @@ from sk_asd.estimator.thresholds import gamma_threshold
 from sk_asd.estimator.validation import check_machine_ids, check_waveforms
 from sk_asd.nn.losses import LOSSES, MarginLoss
 from sk_asd.nn.network import DEFAULT_N_FFT, FRONTENDS, TASTgramMFN
-
-#: Scoring back-ends: the paper's margin cross-entropy, and Wilkinghoff &
-#: Kurth's cosine distances to the class centre or to k-means centres.
-SCORING_BACKENDS = ("nll", "cosine", "kmeans")
-
-#: Speed factors of the pseudo machine IDs added when only one machine is given.
-PSEUDO_SPEED_FACTORS = (0.9, 1.1)
 
 
 def resolve_device(device: str) -> str:
@@ -60,38 +67,6 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def change_speed(X: np.ndarray, factor: float) -> np.ndarray:
-    """Play every clip ``factor`` times faster (pitch moves with it), same length.
-
-    Reading past the end wraps around to the start of the clip.
-    """
-    n = X.shape[1]
-    positions = np.arange(n) * factor
-    return np.stack(
-        [np.interp(positions, np.arange(n), clip, period=n) for clip in X]
-    ).astype(np.float32)
-
-
-def _flatten_crops(embeddings: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """``(n_clips * n_crops, dim)`` rows and ``n_crops`` (1 for whole clips)."""
-    if embeddings.ndim == 3:
-        return embeddings.flatten(0, 1), int(embeddings.shape[1])
-    return embeddings, 1
-
-
-def _nearest_centre_distance(unit: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Cosine distance of unit vectors (last axis) to the nearest unit centre."""
-    return 1.0 - (unit @ centres.T).max(axis=-1)
-
-
-def _unit_rows(vectors: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length, as float64 numpy (embeddings or centres)."""
-    if isinstance(vectors, torch.Tensor):
-        vectors = vectors.detach().double().cpu().numpy()
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
 class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
     """Anomalous sound detector: TASTgram-MFN trained with Noisy-ArcMix.
 
@@ -103,6 +78,15 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
+    recipe : {"auto", "paper"}, default="auto"
+        What the ``"auto"`` parameters below resolve to in ``fit``
+        (:mod:`sk_asd.estimator.presets`).  ``"auto"``: the recipe chosen by
+        measurement for tens to hundreds of clips per machine on a CPU
+        (random 0.5 s crops, lr 1e-3, batch 32, 64 mels, epochs from the data
+        size, every machine also played 0.9, 0.95, 1.05 and 1.1 times as fast
+        as pseudo machine IDs, ``scoring="fusion"``).  ``"paper"``: Choi &
+        Choi's recipe for DCASE-size data on a GPU (whole clips, 300 epochs
+        at lr 1e-4, batch 64, 128 mels, ``scoring="nll"``, no pseudo IDs).
     frontend : {"tastgram", "stgram", "sgram"}, default="tastgram"
         Input images: log-mel + Tgram + temporal attention (the paper's),
         log-mel + Tgram (STgram-MFN) or log-mel only.
@@ -139,30 +123,44 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
     sample_rate : int, default=16000
         Sample rate of the waveforms in ``X``.  Arrays carry no rate, so it
         is the caller's promise; :mod:`sk_asd.io` resamples files to it.
-    n_mels : int, default=128
-        Mel bands (and Tgram channels).
+    n_mels : int or "auto", default="auto"
+        Mel bands (and Tgram channels) of the network; ``"auto"``: the
+        recipe's (64, or 128 for ``"paper"``).
     embedding_dim : int, default=128
         Size of the embedding.
-    max_epochs : int, default=100
-        Training epochs.  The paper trains 300 epochs on a GPU.
-    batch_size : int, default=64
-        Clips per training and scoring batch.
-    lr : float, default=1e-4
-        AdamW learning rate, annealed with a cosine to ``0.1 * lr``.
+    max_epochs : int or "auto", default="auto"
+        Training epochs.  ``"auto"``: 300 for ``recipe="paper"``; otherwise
+        about 16,000 training crops in all (20 epochs for 160 clips with
+        their speed-changed copies), between 10 and 100 epochs.
+    batch_size : int or "auto", default="auto"
+        Clips per training and scoring batch (32, or 64 for ``"paper"``).
+    lr : float or "auto", default="auto"
+        AdamW learning rate, annealed with a cosine to ``0.1 * lr`` (1e-3, or
+        1e-4 for ``"paper"``).
     weight_decay : float, default=0.01
         AdamW weight decay.
     validation_fraction : float or None, default=None
         Fraction of the training clips held out; when set, the weights of the
         epoch with the lowest held-out loss are kept (the paper uses 0.05).
-    scoring : {"nll", "cosine", "kmeans"}, default="nll"
-        Anomaly score.  ``"nll"``: the paper's cross-entropy of the margin
-        logits at the clip's machine ID.  ``"cosine"``: cosine distance of the
-        embedding to that machine's class centre (its nearest sub-centre for
-        sub-cluster AdaCos).  ``"kmeans"``: cosine
-        distance to the nearest of ``n_clusters`` k-means centres of that
-        machine's normal training embeddings (Wilkinghoff & Kurth).  All are
-        prepared in ``fit``: ``det.set_params(scoring="kmeans")`` re-scores a
-        fitted detector without retraining.
+    scoring : {"auto", "fusion", "knn", "kmeans", "cosine", "nll"}, \
+default="auto"
+        Anomaly score (:mod:`sk_asd.estimator.backends`).  ``"fusion"``:
+        the ``"knn"`` distance plus three clip statistics (log-mel band
+        levels and their spread, the fine whole-clip spectrum, a Gaussian of
+        log-mel frames; :mod:`sk_asd.estimator.clip_statistics`), each
+        standardised per machine by its leave-one-out scores on the training
+        clips, summed: the best back-end on small data in
+        ``benchmarks/bench_quality.py``.  ``"knn"``: cosine distance of the
+        clip's embedding to the nearest training clip of its machine.
+        ``"kmeans"``: cosine distance to the nearest of ``n_clusters``
+        k-means centres of that machine's training embeddings (Wilkinghoff &
+        Kurth).  ``"cosine"``: cosine distance to the machine's class centre
+        (its nearest sub-centre for sub-cluster AdaCos).  ``"nll"``: the
+        paper's cross-entropy of the margin logits at the clip's machine ID.
+        ``"auto"``: the recipe's (``"fusion"``, or ``"nll"`` for
+        ``"paper"``).  All are prepared in ``fit``:
+        ``det.set_params(scoring="kmeans")`` re-scores a fitted detector
+        without retraining.
     n_clusters : int, default=16
         k-means centres per machine ID for ``scoring="kmeans"``, capped at a
         quarter of that machine's training clips (of their crops, with
@@ -170,8 +168,12 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
     contamination : "auto" or float in (0, 0.5], default="auto"
         How ``offset_`` is set, per machine ID.  ``"auto"``: the DCASE rule,
         the 90th percentile of a gamma distribution fitted to the anomaly
-        scores of that machine's training clips.  A float: that fraction of
-        the machine's training clips falls below the threshold.  For
+        scores of that machine's training clips (for ``"fusion"``, whose
+        scores are sums of standardised distances and can be negative, of a
+        normal distribution).  ``"knn"`` and ``"fusion"`` score the training
+        clips leave-one-out, so the threshold sees them as new clips.  A
+        float: that fraction of the machine's training clips falls below the
+        threshold.  For
         ``scoring="kmeans"`` the training clips are scored out of fold (by
         centres fitted to the other half of the machine's clips), since the
         final centres were fitted to them.
@@ -223,14 +225,16 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         than bfloat16).  Training is unchanged.  Embeddings stay within
         about 0.5 % of the bfloat16 ones; see ``docs/performance.rst`` for
         the AUC over seeds.  A ``ValueError`` at ``fit`` on a GPU device.
-    crop_seconds : float or None, default=None
+    crop_seconds : float, None or "auto", default="auto"
+        ``"auto"``: the recipe's (0.5 s, or whole clips for ``"paper"``).
         Train on one random crop of this length from every clip, redrawn at
         every epoch, and score a clip by the mean score of evenly spaced
         crops of the same length that cover it (see
         :mod:`sk_asd.estimator.crops`).  Shorter crops make every training
         step cheaper in proportion; clips not longer than the crop are used
-        whole.  At least ``2048 / sample_rate`` (one STFT window).  ``None``:
-        whole clips, as in the paper.
+        whole.  At least ``2048 / sample_rate`` (one STFT window; ``"auto"``
+        stretches its 0.5 s to that).  ``None``: whole clips, as in the
+        paper.
     n_loader_workers : int, default=0
         Worker processes of the DataLoaders that feed training and scoring.
         With audio file paths as ``X``, they read and decode the next
@@ -256,6 +260,23 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         The thresholds of every scoring back-end.
     kmeans_centres_ : list of ndarray of shape (n_centres, embedding_dim)
         Unit-norm k-means centres of each machine's training embeddings.
+    knn_bank_ : list of ndarray of shape (n_clips, embedding_dim)
+        Unit-norm clip embeddings of each machine's training clips (at most
+        256, drawn at random), the neighbours of ``"knn"``.
+    statistics_bank_ : dict of str to list of ndarray
+        Clip statistics of each machine's training clips for ``"fusion"``:
+        ``"bands"`` and ``"spectrum"`` (neighbours, at most 256 clips),
+        ``"frames_mean"`` and ``"frames_precision"`` (the frame Gaussian).
+    statistics_scale_ : dict of str to ndarray
+        Within-machine standard deviation of each statistic, pooled over the
+        machines (the unit of its distances).
+    fusion_scale_ : dict of str to ndarray of shape (n_machine_ids, 2)
+        Location and scale of each fused distance per machine, from the
+        leave-one-out training scores.
+    max_epochs_, lr_, batch_size_, n_mels_, crop_seconds_ : int, float or None
+        The training settings used, with ``"auto"`` resolved.
+    pseudo_speeds_ : tuple of float
+        Speed factors of the pseudo machine IDs trained beside the real ones.
     net_ : ASDNet
         The fitted skorch network; ``net_.module_`` is the TASTgram-MFN,
         ``net_.criterion_`` holds the class centres, ``net_.history`` the
@@ -267,8 +288,8 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         to another rate raises a ``ValueError`` (the network was trained on
         clips at this rate); set it back or refit.
     n_classes_ : int
-        Classes the network was trained on: the machine IDs, plus two
-        speed-changed pseudo-IDs when only one machine was given.
+        Classes the network was trained on: the machine IDs, and a copy of
+        them per factor of ``pseudo_speeds_``.
 
     See Also
     --------
@@ -276,10 +297,15 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    With a single machine ID the auxiliary classification task would be
-    empty (a one-class softmax has zero loss), so the detector adds two
-    pseudo machine IDs made by playing the clips 0.9x and 1.1x as fast; they
-    take part in training only, never in scoring.
+    Pseudo machine IDs: with ``recipe="auto"`` every machine's clips are
+    also played 0.9, 0.95, 1.05 and 1.1 times as fast, each speed a class of
+    its own, so the network must tell apart sounds that differ by a few per
+    cent in speed and pitch: on a few easy machine IDs the auxiliary task is
+    otherwise solved in a few epochs and the embedding ignores the rest
+    (Wilkinghoff & Kurth).  With a single machine ID and no pseudo IDs from
+    the recipe, two (0.9x and 1.1x) are added, since a one-class softmax
+    learns nothing.  Pseudo IDs take part in training only, never in
+    scoring.
 
     Clips shorter than one STFT window (2048 samples) are zero-padded.  Integer
     arrays are read as PCM and scaled to [-1, 1) (int16 / 32768, ...).
@@ -308,6 +334,7 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
+        "recipe": [StrOptions(set(RECIPES))],
         "frontend": [StrOptions(set(FRONTENDS))],
         "loss": [StrOptions(set(LOSSES))],
         "margin": [Interval(Real, 0, math.pi / 2, closed="both")],
@@ -318,14 +345,20 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         "bias_free": ["boolean"],
         "stft_precision": [StrOptions({"adaptive", "float64"})],
         "sample_rate": [Interval(Integral, 1, None, closed="left")],
-        "n_mels": [Interval(Integral, 1, None, closed="left")],
+        "n_mels": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 2, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 2, None, closed="left"),
+        ],
+        "lr": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
-        "scoring": [StrOptions(set(SCORING_BACKENDS))],
+        "scoring": [StrOptions({"auto", *SCORING_BACKENDS})],
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "device": [str],
@@ -338,7 +371,11 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         "retain_heap": ["boolean"],
         "compile": ["boolean"],
         "int8_scoring": ["boolean"],
-        "crop_seconds": [None, Interval(Real, 0, None, closed="neither")],
+        "crop_seconds": [
+            None,
+            StrOptions({"auto"}),
+            Interval(Real, 0, None, closed="neither"),
+        ],
         "n_loader_workers": [Interval(Integral, 0, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -347,6 +384,7 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
     def __init__(
         self,
         *,
+        recipe: str = "auto",
         frontend: str = "tastgram",
         loss: str = "noisy_arcmix",
         margin: float = 0.7,
@@ -357,14 +395,14 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         bias_free: bool = False,
         stft_precision: str = "adaptive",
         sample_rate: int = 16000,
-        n_mels: int = 128,
+        n_mels: int | str = "auto",
         embedding_dim: int = 128,
-        max_epochs: int = 100,
-        batch_size: int = 64,
-        lr: float = 1e-4,
+        max_epochs: int | str = "auto",
+        batch_size: int | str = "auto",
+        lr: float | str = "auto",
         weight_decay: float = 0.01,
         validation_fraction: float | None = None,
-        scoring: str = "nll",
+        scoring: str = "auto",
         n_clusters: int = 16,
         contamination: str | float = "auto",
         device: str = "auto",
@@ -377,11 +415,12 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         retain_heap: bool = False,
         compile: bool = False,
         int8_scoring: bool = False,
-        crop_seconds: float | None = None,
+        crop_seconds: float | str | None = "auto",
         n_loader_workers: int = 0,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
+        self.recipe = recipe
         self.frontend = frontend
         self.loss = loss
         self.margin = margin
@@ -448,7 +487,32 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
                 forget_fitted_state(self)
                 raise
 
+    def _resolve_recipe(self) -> None:
+        """Fitted settings: each ``"auto"`` parameter replaced by the recipe's.
+
+        ``max_epochs_`` waits for the data size (:meth:`_fit`).
+        """
+        recipe = RECIPES[self.recipe]
+        for name in ("lr", "batch_size", "n_mels"):
+            value = getattr(self, name)
+            setattr(self, f"{name}_", recipe[name] if value == "auto" else value)
+        crop = self.crop_seconds
+        if isinstance(crop, str):  # "auto"
+            crop = recipe["crop_seconds"]
+            if crop is not None:
+                # At least one STFT window, whatever the sample rate.
+                crop = max(crop, DEFAULT_N_FFT / self.sample_rate)
+        self.crop_seconds_ = crop
+        self.pseudo_speeds_ = tuple(recipe["pseudo_speeds"])
+
+    def _backend(self) -> str:
+        """The scoring back-end in use (``"auto"`` resolved by the recipe)."""
+        if self.scoring == "auto":
+            return RECIPES[self.recipe]["scoring"]
+        return self.scoring
+
     def _fit(self, X: Any, y: Any) -> AnomalousSoundDetector:
+        self._resolve_recipe()
         self._crop_samples()  # a crop shorter than one window fails before any I/O
         from_files = is_path_sequence(X)
         if from_files:
@@ -471,8 +535,17 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         self.sample_rate_ = int(self.sample_rate)
         self.machine_ids_, codes = np.unique(ids, return_inverse=True)
         codes = codes.astype(np.int64)
-        speeds = (1.0,) + (PSEUDO_SPEED_FACTORS if self.machine_ids_.size == 1 else ())
-        y_train = np.concatenate([codes + i for i in range(len(speeds))])
+        if not self.pseudo_speeds_ and self.machine_ids_.size == 1:
+            self.pseudo_speeds_ = SINGLE_MACHINE_SPEEDS
+        speeds = (1.0, *self.pseudo_speeds_)
+        n_ids = self.machine_ids_.size
+        # Copy i of machine k is class k + i * n_ids.
+        y_train = np.concatenate([codes + i * n_ids for i in range(len(speeds))])
+        self.max_epochs_ = (
+            (RECIPES[self.recipe]["max_epochs"] or auto_epochs(y_train.size))
+            if self.max_epochs == "auto"
+            else self.max_epochs
+        )
         if from_files:
             X_train: Any = AudioFileDataset(
                 X,
@@ -480,6 +553,7 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
                 n_samples=self.n_features_in_,
                 sample_rate=self.sample_rate,
                 speed_factors=speeds,
+                label_stride=n_ids,
             )
             X = self._file_dataset(X)
         else:
@@ -516,8 +590,8 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
                 "lr_scheduler",
                 LRScheduler(
                     policy="CosineAnnealingLR",
-                    T_max=self.max_epochs,
-                    eta_min=0.1 * self.lr,
+                    T_max=self.max_epochs_,
+                    eta_min=0.1 * self.lr_,
                 ),
             )
         ]
@@ -542,7 +616,7 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
             module=TASTgramMFN,
             module__frontend=self.frontend,
             module__sample_rate=self.sample_rate,
-            module__n_mels=self.n_mels,
+            module__n_mels=self.n_mels_,
             module__embedding_dim=self.embedding_dim,
             module__bias_free=self.bias_free,
             module__stft_precision=self.stft_precision,
@@ -556,11 +630,11 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
             criterion__n_subclusters=self.n_subclusters,
             optimizer=torch.optim.AdamW,
             optimizer__weight_decay=self.weight_decay,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
+            lr=self.lr_,
+            max_epochs=self.max_epochs_,
+            batch_size=self.batch_size_,
             # BatchNorm cannot train on a batch of one clip.
-            iterator_train__drop_last=n_train % self.batch_size == 1,
+            iterator_train__drop_last=n_train % self.batch_size_ == 1,
             iterator_train__shuffle=True,
             train_split=train_split,
             callbacks=callbacks,
@@ -610,9 +684,9 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
 
     def _crop_samples(self) -> int | None:
         """``crop_seconds`` in samples, checked against one STFT window."""
-        if self.crop_seconds is None:
+        if self.crop_seconds_ is None:
             return None
-        crop = int(round(self.crop_seconds * self.sample_rate))
+        crop = int(round(self.crop_seconds_ * self.sample_rate))
         n_fft = DEFAULT_N_FFT
         if crop < n_fft:
             raise ValueError(
@@ -623,34 +697,127 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
             )
         return crop
 
-    def _fit_backends(self, X: np.ndarray, codes: np.ndarray, seed: int) -> None:
-        """k-means centres and per-back-end thresholds from the training clips.
+    def _fit_backends(self, X: Any, codes: np.ndarray, seed: int) -> None:
+        """Centres, neighbours, statistics and thresholds of every back-end.
 
         Every back-end is prepared, so ``set_params(scoring=...)`` on a fitted
         detector re-scores without retraining.
         """
+        n_ids = self.machine_ids_.size
         embeddings = self._embed(X)
         flat, n_crops = _flatten_crops(embeddings)
         # (n_clips, n_crops, dim): the unit embeddings of every clip's crops.
         unit = _unit_rows(flat).reshape(len(codes), n_crops, -1)
         self.kmeans_centres_ = [
-            self._kmeans_centres(unit[codes == k], seed)
-            for k in range(self.machine_ids_.size)
+            self._kmeans_centres(unit[codes == k], seed) for k in range(n_ids)
         ]
+        rng = np.random.RandomState(seed)
+        # The neighbours of "knn" and "fusion": at most MAX_BANK clips each.
+        banks = []
+        for k in range(n_ids):
+            own = np.flatnonzero(codes == k)
+            if own.size > MAX_BANK:
+                own = np.sort(rng.choice(own, MAX_BANK, replace=False))
+            banks.append(own)
+        clip_unit = _unit_rows(unit.mean(axis=1))
+        self.knn_bank_ = [clip_unit[rows] for rows in banks]
+        # Leave-one-out scores of the bank clips: what a new normal clip of
+        # the machine scores, for the fusion's standardisation and thresholds.
+        held_out = {
+            "knn": [cosine_knn(b, b, leave_one_out=True) for b in self.knn_bank_]
+        }
+        held_out.update(self._fit_statistics(X, codes, banks, rng))
+        self.fusion_scale_ = {
+            name: standardisation(scores) for name, scores in held_out.items()
+        }
+        fused = [
+            sum(
+                (held_out[name][k] - loc_scale[k, 0]) / loc_scale[k, 1]
+                for name, loc_scale in self.fusion_scale_.items()
+            )
+            for k in range(n_ids)
+        ]
+        kmeans = -self._kmeans_out_of_fold(unit, codes, seed)
         self.offsets_ = {}
         for backend in SCORING_BACKENDS:
             if backend == "kmeans":
-                normality = -self._kmeans_out_of_fold(unit, codes, seed)
+                normality = [kmeans[codes == k] for k in range(n_ids)]
+            elif backend == "knn":
+                normality = [-d for d in held_out["knn"]]
+            elif backend == "fusion":
+                normality = [-f for f in fused]
             else:
-                normality = -self._anomaly_scores(embeddings, codes, backend)
-            offsets = np.empty(self.machine_ids_.size)
-            for k in range(self.machine_ids_.size):
-                scores = normality[codes == k]
-                if self.contamination == "auto":
-                    offsets[k] = -gamma_threshold(-scores)
-                else:
-                    offsets[k] = np.percentile(scores, 100.0 * self.contamination)
-            self.offsets_[backend] = offsets
+                scores = -self._anomaly_scores(embeddings, codes, backend)
+                normality = [scores[codes == k] for k in range(n_ids)]
+            self.offsets_[backend] = self._thresholds(normality, backend)
+
+    def _fit_statistics(
+        self,
+        X: Any,
+        codes: np.ndarray,
+        banks: list[np.ndarray],
+        rng: np.random.RandomState,
+    ) -> dict[str, list[np.ndarray]]:
+        """Fit the clip statistics of ``"fusion"``; their held-out distances.
+
+        ``bands`` and ``spectrum`` are scored leave-one-out; the frame
+        Gaussian, fitted to many frames, scores its own clips in sample.
+        """
+        n_ids = self.machine_ids_.size
+        # Enough frames per clip for MAX_FRAMES per machine, at least 16.
+        per_clip = max(16, stats.MAX_FRAMES // int(np.bincount(codes).max()))
+        features = stats.clip_statistics(
+            X, self.sample_rate, max_frames_per_clip=per_clip
+        )
+        self.statistics_scale_ = {
+            name: stats.pooled_scale(features[name], codes)
+            for name in ("bands", "spectrum")
+        }
+        self.statistics_bank_ = {
+            "bands": [features["bands"][rows] for rows in banks],
+            "spectrum": [features["spectrum"][rows] for rows in banks],
+            "frames_mean": [],
+            "frames_precision": [],
+        }
+        held_out: dict[str, list[np.ndarray]] = {
+            "bands": [],
+            "spectrum": [],
+            "frames": [],
+        }
+        for name in ("bands", "spectrum"):
+            for bank in self.statistics_bank_[name]:
+                held_out[name].append(
+                    stats.nearest_distance(
+                        bank, bank, self.statistics_scale_[name], leave_one_out=True
+                    )
+                )
+        for k in range(n_ids):
+            mean, precision = stats.fit_frame_gaussian(
+                features["frames"][codes == k], rng
+            )
+            self.statistics_bank_["frames_mean"].append(mean)
+            self.statistics_bank_["frames_precision"].append(precision)
+            held_out["frames"].append(
+                stats.frame_distance(features["frames"][banks[k]], mean, precision)
+            )
+        return held_out
+
+    def _thresholds(self, normality: list[np.ndarray], backend: str) -> np.ndarray:
+        """Per-machine ``offset_`` from the training clips' normality scores."""
+        offsets = np.empty(len(normality))
+        if self.contamination != "auto":
+            for k, scores in enumerate(normality):
+                offsets[k] = np.percentile(scores, 100.0 * self.contamination)
+            return offsets
+        if backend != "fusion":
+            for k, scores in enumerate(normality):
+                offsets[k] = -gamma_threshold(-scores)
+            return offsets
+        # Fused scores are sums of standardised distances, possibly negative:
+        # the 90th percentile of a normal fit (1.2816 standard deviations),
+        # with a pooled spread for machines of few clips.
+        loc_scale = standardisation([-scores for scores in normality])
+        return -(loc_scale[:, 0] + 1.2816 * loc_scale[:, 1])
 
     def _kmeans_centres(self, unit: np.ndarray, seed: int) -> np.ndarray:
         """Unit k-means centres of crop embeddings ``(n_clips, n_crops, dim)``."""
@@ -704,7 +871,7 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
     @property
     def offset_(self) -> np.ndarray:
         """Per-machine thresholds of the current ``scoring`` back-end."""
-        return self.offsets_[self.scoring]
+        return self.offsets_[self._backend()]
 
     # -------------------------------------------------------------- scoring
     def _embed(self, X: np.ndarray) -> torch.Tensor:
@@ -715,13 +882,21 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
             return self.net_.forward(X, training=False, device=self.net_.device)
 
     def _anomaly_scores(
-        self, embeddings: torch.Tensor, codes: np.ndarray, backend: str
+        self,
+        embeddings: torch.Tensor,
+        codes: np.ndarray,
+        backend: str,
+        statistics: dict[str, np.ndarray] | None = None,
     ) -> np.ndarray:
         """DCASE-style anomaly scores (higher = more anomalous) against ``codes``.
 
         Embeddings of crops, shape ``(n_clips, n_crops, dim)``, give each clip
-        the mean score of its crops.
+        the mean score of its crops (``"knn"`` and ``"fusion"``: the score of
+        the crops' mean direction).  ``"fusion"`` needs the clips'
+        ``statistics`` (:func:`~sk_asd.estimator.clip_statistics.clip_statistics`).
         """
+        if backend in ("knn", "fusion"):
+            return self._neighbour_scores(embeddings, codes, backend, statistics)
         flat, n_crops = _flatten_crops(embeddings)
         if n_crops > 1:
             scores = self._anomaly_scores(flat, np.repeat(codes, n_crops), backend)
@@ -739,6 +914,43 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         for k in np.unique(codes):
             rows = codes == k
             scores[rows] = _nearest_centre_distance(unit[rows], self.kmeans_centres_[k])
+        return scores
+
+    def _neighbour_scores(
+        self,
+        embeddings: torch.Tensor,
+        codes: np.ndarray,
+        backend: str,
+        statistics: dict[str, np.ndarray] | None,
+    ) -> np.ndarray:
+        """``"knn"`` distances, or their ``"fusion"`` with the statistics."""
+        flat, n_crops = _flatten_crops(embeddings)
+        unit = _unit_rows(_unit_rows(flat).reshape(-1, n_crops, flat.shape[1]).mean(1))
+        scores = np.empty(len(unit))
+        for k in np.unique(codes):
+            rows = codes == k
+            knn = cosine_knn(unit[rows], self.knn_bank_[k])
+            if backend == "knn":
+                scores[rows] = knn
+                continue
+            assert statistics is not None
+            bank = self.statistics_bank_
+            distances = {
+                "knn": knn,
+                "frames": stats.frame_distance(
+                    statistics["frames"][rows],
+                    bank["frames_mean"][k],
+                    bank["frames_precision"][k],
+                ),
+            }
+            for name in ("bands", "spectrum"):
+                distances[name] = stats.nearest_distance(
+                    statistics[name][rows], bank[name][k], self.statistics_scale_[name]
+                )
+            scores[rows] = sum(
+                (distances[name] - loc_scale[k, 0]) / loc_scale[k, 1]
+                for name, loc_scale in self.fusion_scale_.items()
+            )
         return scores
 
     def _class_cosine(self, embeddings: torch.Tensor) -> np.ndarray:
@@ -781,12 +993,18 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         X = self._check_input(X)
         codes = self._codes(machine_ids, len(X))
         embeddings = self._embed(X)
+        backend = self._backend()
+        statistics = (
+            stats.clip_statistics(X, self.sample_rate) if backend == "fusion" else None
+        )
         if codes is not None:
-            return -self._anomaly_scores(embeddings, codes, self.scoring), codes
+            return -self._anomaly_scores(embeddings, codes, backend, statistics), codes
         # Best match: the machine ID with the lowest anomaly score.
         per_id = np.stack(
             [
-                self._anomaly_scores(embeddings, np.full(len(X), k), self.scoring)
+                self._anomaly_scores(
+                    embeddings, np.full(len(X), k), backend, statistics
+                )
                 for k in range(self.machine_ids_.size)
             ],
             axis=1,

@@ -97,6 +97,18 @@ def clip_length_of_files(paths: Sequence[str | os.PathLike], sample_rate: int) -
     return n_samples
 
 
+def change_speed(X: np.ndarray, factor: float) -> np.ndarray:
+    """Play every clip ``factor`` times faster (pitch moves with it), same length.
+
+    Reading past the end wraps around to the start of the clip.
+    """
+    n = X.shape[1]
+    positions = np.arange(n) * factor
+    return np.stack(
+        [np.interp(positions, np.arange(n), clip, period=n) for clip in X]
+    ).astype(np.float32)
+
+
 def fit_length(clip: np.ndarray, n_samples: int) -> np.ndarray:
     """Zero-pad or crop at the end to ``n_samples`` (the documented rule)."""
     if clip.shape[0] >= n_samples:
@@ -120,8 +132,11 @@ class AudioFileDataset(Dataset):
     speed_factors : sequence of float, default=(1.0,)
         Each file appears once per factor, played that many times as fast;
         item ``i`` is file ``i % n_files`` at factor ``i // n_files``, with
-        label ``labels[...] + factor_index`` (used for the pseudo machine IDs
-        of a single-machine fit).
+        label ``labels[...] + factor_index * label_stride`` (the pseudo
+        machine IDs of the speed-changed copies).
+    label_stride : int, default=1
+        Label offset between one speed factor's copies and the next (the
+        number of machine IDs).
     """
 
     def __init__(
@@ -132,6 +147,7 @@ class AudioFileDataset(Dataset):
         n_samples: int,
         sample_rate: int,
         speed_factors: Sequence[float] = (1.0,),
+        label_stride: int = 1,
     ) -> None:
         self.paths = [Path(p) for p in paths]
         # Every header is read now (cheap: no decoding), so a bad file fails
@@ -145,13 +161,12 @@ class AudioFileDataset(Dataset):
         self.n_samples = n_samples
         self.sample_rate = sample_rate
         self.speed_factors = tuple(speed_factors)
+        self.label_stride = label_stride
 
     def __len__(self) -> int:
         return len(self.paths) * len(self.speed_factors)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from sk_asd.estimator.detector import change_speed
-
         n_files = len(self.paths)
         factor_index, file_index = divmod(index, n_files)
         # Only the frames the clip length needs are decoded.
@@ -164,7 +179,7 @@ class AudioFileDataset(Dataset):
         factor = self.speed_factors[factor_index]
         if factor != 1.0:
             clip = change_speed(clip[None, :], factor)[0]
-        label = int(self.labels[file_index]) + factor_index
+        label = int(self.labels[file_index]) + factor_index * self.label_stride
         return torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32)), (
             torch.tensor(label, dtype=torch.long)
         )

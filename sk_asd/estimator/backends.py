@@ -1,0 +1,105 @@
+"""Scoring back-ends: anomaly scores computed from embeddings and statistics.
+
+The network is trained once; every back-end here scores with what ``fit``
+kept (class centres, k-means centres, training embeddings, clip
+statistics), so ``det.set_params(scoring=...)`` switches without retraining.
+
+- ``"nll"``: the paper's cross-entropy of the margin logits (Choi & Choi).
+- ``"cosine"``: cosine distance to the machine's class centre.
+- ``"kmeans"``: cosine distance to the nearest k-means centre of the
+  machine's training embeddings (Wilkinghoff & Kurth, 2024).
+- ``"knn"``: cosine distance to the nearest training clip of the machine,
+  as the DCASE 2023-2025 systems score.
+- ``"fusion"``: ``"knn"`` plus the distances of
+  :mod:`sk_asd.estimator.clip_statistics`, each standardised per machine by
+  its leave-one-out scores on the training clips, added up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = [
+    "SCORING_BACKENDS",
+    "cosine_knn",
+    "flatten_crops",
+    "nearest_centre_distance",
+    "standardisation",
+    "unit_rows",
+]
+
+#: Every scoring back-end, in the order the tables print them.
+SCORING_BACKENDS = ("nll", "cosine", "kmeans", "knn", "fusion")
+
+#: Training clips kept per machine as neighbours of the nearest-neighbour
+#: scores (a random subset beyond this: a larger bank adds memory to every
+#: model file and little to the distance to the nearest clip).
+MAX_BANK = 256
+
+
+def flatten_crops(embeddings: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``(n_clips * n_crops, dim)`` rows and ``n_crops`` (1 for whole clips)."""
+    if embeddings.ndim == 3:
+        return embeddings.flatten(0, 1), int(embeddings.shape[1])
+    return embeddings, 1
+
+
+def unit_rows(vectors: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, as float64 numpy (embeddings or centres)."""
+    if isinstance(vectors, torch.Tensor):
+        vectors = vectors.detach().double().cpu().numpy()
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def nearest_centre_distance(unit: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Cosine distance of unit vectors (last axis) to the nearest unit centre."""
+    return 1.0 - (unit @ centres.T).max(axis=-1)
+
+
+def cosine_knn(
+    query: np.ndarray, bank: np.ndarray, *, leave_one_out: bool = False
+) -> np.ndarray:
+    """Cosine distance of unit rows to the nearest unit row of ``bank``.
+
+    With ``leave_one_out``, ``query`` is ``bank`` and each row's own entry is
+    skipped (a single row has no other: its distance is 0).
+    """
+    similarity = query @ bank.T
+    if leave_one_out:
+        if len(bank) == 1:
+            return np.zeros(1)
+        np.fill_diagonal(similarity, -np.inf)
+    return 1.0 - similarity.max(axis=1)
+
+
+def standardisation(scores: list[np.ndarray], *, min_clips: int = 3) -> np.ndarray:
+    """Location and scale per machine that make its leave-one-out training
+    scores zero-mean and unit-variance.
+
+    Parameters
+    ----------
+    scores : list of ndarray
+        Leave-one-out scores of each machine's training clips.
+    min_clips : int, default=3
+        Machines with fewer clips take the median scale of the others (their
+        own spread is noise); with no such machine, the scale is the size of
+        the location.
+
+    Returns
+    -------
+    loc_scale : ndarray of shape (n_machines, 2)
+    """
+    out = np.empty((len(scores), 2))
+    for k, s in enumerate(scores):
+        out[k] = np.mean(s), np.std(s)
+    enough = np.array([len(s) >= min_clips for s in scores])
+    if enough.any():
+        fallback = float(np.median(out[enough, 1]))
+    else:
+        fallback = float(np.mean(np.abs(out[:, 0])))
+    out[~enough, 1] = fallback
+    # A floor: a component with no spread at all must not dominate the sum.
+    out[:, 1] = np.maximum(out[:, 1], 1e-6 * (np.abs(out[:, 0]) + 1e-12))
+    return out
