@@ -9,6 +9,7 @@ from sklearn.neighbors import LocalOutlierFactor
 from sklearn.pipeline import make_pipeline
 
 from sk_asd import AnomalousSoundDetector
+from sk_asd.estimator.backends import SCORING_BACKENDS
 from tests.conftest import FAST, tiny_clips
 
 
@@ -97,14 +98,14 @@ def test_embeddings_feed_another_outlier_detector(data):
 def test_wilkinghoff_options_train_and_score_with_every_backend(data, options):
     X, ids = data
     det = AnomalousSoundDetector(**FAST, **options).fit(X, ids)
-    for scoring in ("nll", "cosine", "kmeans"):
+    for scoring in SCORING_BACKENDS:
         scores = det.set_params(scoring=scoring).score_samples(X, machine_ids=ids)
         assert scores.shape == (len(X),) and np.isfinite(scores).all()
     assert np.isfinite(det.score(X, ids))
     if "n_subclusters" in options:
-        assert det.net_.criterion_.head.weight.shape[0] == 2 * 3
+        assert det.net_.criterion_.head.weight.shape[0] == det.n_classes_ * 3
         # The adaptive scale moved away from its AdaCos starting value.
-        start = np.sqrt(2) * np.log(2 * 3 - 1)
+        start = np.sqrt(2) * np.log(det.n_classes_ * 3 - 1)
         assert det.net_.criterion_.adaptive_scale.item() != pytest.approx(start)
 
 

@@ -34,7 +34,15 @@ def test_fitted_attributes(fitted, data):
     assert list(fitted.machine_ids_) == ["a", "b"]
     assert fitted.n_features_in_ == X.shape[1]
     assert fitted.offset_.shape == (2,)
-    assert fitted.n_classes_ == 2
+    # Every machine and its four speed-changed copies (recipe "auto").
+    assert fitted.pseudo_speeds_ == (0.9, 0.95, 1.05, 1.1)
+    assert fitted.n_classes_ == 2 * 5
+    assert fitted.max_epochs_ == FAST["max_epochs"]
+    assert (fitted.lr_, fitted.crop_seconds_, fitted._backend()) == (
+        1e-3,
+        0.5,
+        "fusion",
+    )
     assert len(fitted.net_.history) == FAST["max_epochs"]
 
 
@@ -47,8 +55,12 @@ def test_scores_decision_and_predict_are_consistent(fitted, data):
     labels = fitted.predict(X, machine_ids=ids)
     assert labels.dtype.kind == "i"
     np.testing.assert_array_equal(labels, np.where(decision < 0, -1, 1))
-    # The paper's score is a cross-entropy: normality is never positive.
-    assert (scores <= 0).all()
+    # A cross-entropy and cosine distances: normality is never positive
+    # (the fusion's standardised sums can be either sign).
+    for backend in ("nll", "cosine", "kmeans", "knn"):
+        det = clone(fitted).set_params(scoring=backend)
+        det.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
+        assert (det.score_samples(X, machine_ids=ids) <= 1e-12).all()
 
 
 def test_without_machine_ids_a_clip_gets_its_best_match(fitted, data):
@@ -105,14 +117,22 @@ def test_fit_predict_uses_the_machine_ids(data):
 def test_single_machine_trains_with_pseudo_ids(data):
     X, _ = data
     det = AnomalousSoundDetector(**FAST).fit(X)
-    assert det.n_classes_ == 3
+    assert det.n_classes_ == 5  # the recipe's four speed copies
     assert det.machine_ids_.shape == (1,)
     assert np.isfinite(det.score_samples(X)).all()
+    # The paper's recipe adds none, but one machine alone still gets two.
+    paper = AnomalousSoundDetector(**{**FAST, "recipe": "paper"}).fit(X)
+    assert paper.pseudo_speeds_ == (0.9, 1.1)
+    assert paper.n_classes_ == 3
 
 
 def test_float_contamination_sets_the_training_outlier_fraction(data):
     X, ids = data
-    det = AnomalousSoundDetector(**{**FAST, "contamination": 0.25}).fit(X, ids)
+    # In-sample scores (nll): knn and fusion score their training clips
+    # leave-one-out for the threshold, see the test below.
+    det = AnomalousSoundDetector(
+        **{**FAST, "contamination": 0.25, "scoring": "nll"}
+    ).fit(X, ids)
     labels = det.predict(X, machine_ids=ids)
     for machine in ["a", "b"]:
         # 6 clips per machine: the 25th percentile leaves 1 or 2 below it.
@@ -121,9 +141,23 @@ def test_float_contamination_sets_the_training_outlier_fraction(data):
 
 def test_gamma_threshold_flags_about_ten_percent(data):
     X, ids = tiny_clips(n_per_machine=20)
-    det = AnomalousSoundDetector(**FAST).fit(X, ids)
+    det = AnomalousSoundDetector(**{**FAST, "scoring": "nll"}).fit(X, ids)
     flagged = (det.predict(X, machine_ids=ids) == -1).mean()
     assert 0.0 < flagged < 0.3
+
+
+@pytest.mark.parametrize("backend", ["knn", "fusion"])
+def test_neighbour_thresholds_hold_on_new_normal_clips(backend):
+    """knn and fusion set their thresholds on leave-one-out training scores,
+    so new normal clips, not the training clips, are flagged about 10 %."""
+    X, ids = tiny_clips(n_per_machine=40, seed=1)
+    det = AnomalousSoundDetector(**{**FAST, "scoring": backend}).fit(X, ids)
+    X_new, ids_new = tiny_clips(n_per_machine=40, seed=2)
+    flagged = (det.predict(X_new, machine_ids=ids_new) == -1).mean()
+    assert 0.02 <= flagged <= 0.3
+    # The training clips are their own nearest neighbours: in sample they
+    # look more normal than new clips.
+    assert (det.predict(X, machine_ids=ids) == -1).mean() <= flagged
 
 
 def test_validation_fraction_keeps_the_best_epoch(data):
@@ -315,9 +349,12 @@ def test_n_threads_applies_inside_fit_only(data, monkeypatch):
 
 def test_speed_options_keep_the_ranking(data):
     X, ids = data
-    plain = AnomalousSoundDetector(**FAST).fit(X, ids)
+    # The paper recipe: whole clips, lr 1e-4 (the options differ in rounding,
+    # which a higher rate grows faster).
+    plain = AnomalousSoundDetector(**FAST, recipe="paper").fit(X, ids)
     fast = AnomalousSoundDetector(
         **FAST,
+        recipe="paper",
         channels_last=True,
         fast_prelu=True,
         cache_logmel=True,

@@ -154,8 +154,10 @@ def test_tampered_documents_are_refused_with_a_reason(fitted, tmp_path, edit, me
 def test_weights_that_do_not_fit_the_network_are_refused(fitted, tmp_path):
     model = _rewrite(
         save_model(fitted, tmp_path / "m.skasd"),
-        lambda d, a: d["estimator"]["params"].update(
-            n_mels={"kind": "json", "value": 16}
+        # The network is built from the fitted setting (n_mels_), not from
+        # the parameter, which may be "auto".
+        lambda d, a: d["estimator"]["attributes"].update(
+            n_mels_={"kind": "json", "value": 16}
         ),
     )
     with pytest.raises(ModelLoadError, match="do not fit the network"):

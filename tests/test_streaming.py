@@ -50,7 +50,7 @@ def test_fit_and_score_from_files_equal_fit_and_score_from_arrays(files):
 def test_single_machine_from_files_uses_pseudo_ids(files):
     paths, X, _ = files
     det = AnomalousSoundDetector(**FAST).fit(paths[:4])
-    assert det.n_classes_ == 3
+    assert det.n_classes_ == 5  # the machine and its four speed copies
     assert np.isfinite(det.score_samples(paths)).all()
 
 
@@ -102,7 +102,7 @@ def test_multichannel_and_other_rates_score_without_manual_conversion(files, tmp
     # The 8-channel file holds clip 0 on every channel: same score as clip 0
     # (up to PCM16 rounding).
     np.testing.assert_allclose(
-        scores[0], det.score_samples(paths[:1], machine_ids=["a"])[0], atol=1e-2
+        scores[0], det.score_samples(paths[:1], machine_ids=["a"])[0], rtol=1e-3
     )
 
     model = save_model(det, tmp_path / "m.skasd")

@@ -107,6 +107,21 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _or_auto(parse):
+    """A parser that also takes ``auto`` (the detector resolves it in fit)."""
+
+    def parse_or_auto(text: str):
+        return "auto" if text == "auto" else parse(text)
+
+    return parse_or_auto
+
+
+def _crop(text: str) -> float | str | None:
+    if text in ("auto", "none"):
+        return None if text == "none" else "auto"
+    return _positive_float(text)
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -200,20 +215,27 @@ def _add_train(sub: Any, common: argparse.ArgumentParser) -> None:
         ),
     )
     p.add_argument(
+        "--recipe",
+        choices=("auto", "paper"),
+        default=_DEFAULTS["recipe"],
+        help="what 'auto' settings resolve to: the small-data CPU recipe, or "
+        "Choi & Choi's for DCASE-size data on a GPU (default: %(default)s)",
+    )
+    p.add_argument(
         "--epochs",
-        type=_positive_int,
+        type=_or_auto(_positive_int),
         default=_DEFAULTS["max_epochs"],
-        help="training epochs (default: %(default)s)",
+        help="training epochs, or auto: from the data size (default: %(default)s)",
     )
     p.add_argument(
         "--batch-size",
-        type=_int_at_least(2),
+        type=_or_auto(_int_at_least(2)),
         default=_DEFAULTS["batch_size"],
         help="clips per batch, at least 2 (default: %(default)s)",
     )
     p.add_argument(
         "--lr",
-        type=_positive_float,
+        type=_or_auto(_positive_float),
         default=_DEFAULTS["lr"],
         help="AdamW learning rate (default: %(default)s)",
     )
@@ -225,24 +247,26 @@ def _add_train(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--scoring",
-        choices=SCORING_BACKENDS,
+        choices=("auto", *SCORING_BACKENDS),
         default=_DEFAULTS["scoring"],
-        help="anomaly score: the paper's nll, or cosine / kmeans distances "
-        "(default: %(default)s)",
+        help="anomaly score: fusion (the embedding's knn distance plus clip "
+        "statistics), knn, kmeans, cosine or the paper's nll; auto: the "
+        "recipe's (default: %(default)s)",
     )
     p.add_argument(
         "--n-mels",
-        type=_positive_int,
+        type=_or_auto(_positive_int),
         default=_DEFAULTS["n_mels"],
         help="mel bands; fewer trains faster (default: %(default)s)",
     )
     p.add_argument(
         "--crop-seconds",
-        type=_positive_float,
-        default=None,
+        type=_crop,
+        default="auto",
         metavar="S",
         help="train on random S-second crops of each clip and score the mean "
-        "over crops that cover it; faster per epoch (default: whole clips)",
+        "over crops that cover it; 'none': whole clips; 'auto': the recipe's "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--sample-rate",
@@ -797,6 +821,7 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
         scoring=args.scoring,
         sample_rate=args.sample_rate,
         n_mels=args.n_mels,
+        recipe=args.recipe,
         crop_seconds=args.crop_seconds,
         max_epochs=args.epochs,
         batch_size=args.batch_size,
@@ -807,14 +832,18 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
     )
     report.info(
         f"training on {len(train_ids)} clip(s) of "
-        f"{n_samples / args.sample_rate:.2f} s for {args.epochs} epoch(s) "
-        f"(device {args.device})"
+        f"{n_samples / args.sample_rate:.2f} s for "
+        + ("auto" if args.epochs == "auto" else f"{args.epochs}")
+        + f" epoch(s) (device {args.device})"
     )
     start = time.perf_counter()
     # skorch prints its epoch table to stdout; progress belongs on stderr.
     with contextlib.redirect_stdout(sys.stderr):
         detector.fit(X, train_ids)
-    report.info(f"trained in {time.perf_counter() - start:.1f} s")
+    report.info(
+        f"trained {detector.max_epochs_} epoch(s) in "
+        f"{time.perf_counter() - start:.1f} s"
+    )
 
     # Atomic: an interrupted save leaves an existing file as it was.
     save_model(

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "FUSED",
     "SCORING_BACKENDS",
     "cosine_knn",
     "flatten_crops",
@@ -31,6 +32,9 @@ __all__ = [
 
 #: Every scoring back-end, in the order the tables print them.
 SCORING_BACKENDS = ("nll", "cosine", "kmeans", "knn", "fusion")
+
+#: The distances the ``"fusion"`` back-end adds up, in this order.
+FUSED = ("knn", "bands", "spectrum", "frames")
 
 #: Training clips kept per machine as neighbours of the nearest-neighbour
 #: scores (a random subset beyond this: a larger bank adds memory to every

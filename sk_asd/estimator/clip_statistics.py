@@ -106,7 +106,9 @@ def clip_statistics(
     with torch.no_grad():
         for waves in _waveform_batches(X, batch_size):
             mel = logmel(waves).double()  # (batch, bands, frames)
-            bands.append(torch.cat([mel.mean(-1), mel.std(-1)], dim=1).numpy())
+            # Population std: a clip of one frame has spread 0, not NaN.
+            spread = mel.std(-1, correction=0)
+            bands.append(torch.cat([mel.mean(-1), spread], dim=1).numpy())
             frame_rows = mel.transpose(1, 2).float().numpy()
             if max_frames_per_clip and frame_rows.shape[1] > max_frames_per_clip:
                 step = int(np.ceil(frame_rows.shape[1] / max_frames_per_clip))

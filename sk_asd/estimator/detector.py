@@ -18,6 +18,7 @@ from skorch.dataset import ValidSplit
 
 from sk_asd.estimator import clip_statistics as stats
 from sk_asd.estimator.backends import (
+    FUSED,
     MAX_BANK,
     SCORING_BACKENDS,
     cosine_knn,
@@ -263,10 +264,11 @@ default="auto"
     knn_bank_ : list of ndarray of shape (n_clips, embedding_dim)
         Unit-norm clip embeddings of each machine's training clips (at most
         256, drawn at random), the neighbours of ``"knn"``.
-    statistics_bank_ : dict of str to list of ndarray
-        Clip statistics of each machine's training clips for ``"fusion"``:
-        ``"bands"`` and ``"spectrum"`` (neighbours, at most 256 clips),
-        ``"frames_mean"`` and ``"frames_precision"`` (the frame Gaussian).
+    bands_bank_, spectrum_bank_ : list of ndarray of shape (n_clips, n_features)
+        Clip statistics of each machine's training clips (the clips of
+        ``knn_bank_``), the neighbours of ``"fusion"``.
+    frame_means_, frame_precisions_ : list of ndarray
+        Mean and shrunk precision matrix of each machine's log-mel frames.
     statistics_scale_ : dict of str to ndarray
         Within-machine standard deviation of each statistic, pooled over the
         machines (the unit of its distances).
@@ -732,8 +734,9 @@ default="auto"
         }
         fused = [
             sum(
-                (held_out[name][k] - loc_scale[k, 0]) / loc_scale[k, 1]
-                for name, loc_scale in self.fusion_scale_.items()
+                (held_out[name][k] - self.fusion_scale_[name][k, 0])
+                / self.fusion_scale_[name][k, 1]
+                for name in FUSED
             )
             for k in range(n_ids)
         ]
@@ -760,8 +763,8 @@ default="auto"
     ) -> dict[str, list[np.ndarray]]:
         """Fit the clip statistics of ``"fusion"``; their held-out distances.
 
-        ``bands`` and ``spectrum`` are scored leave-one-out; the frame
-        Gaussian, fitted to many frames, scores its own clips in sample.
+        ``bands`` and ``spectrum`` are scored leave-one-out, the frame
+        Gaussian out of fold (two folds per machine).
         """
         n_ids = self.machine_ids_.size
         # Enough frames per clip for MAX_FRAMES per machine, at least 16.
@@ -773,33 +776,43 @@ default="auto"
             name: stats.pooled_scale(features[name], codes)
             for name in ("bands", "spectrum")
         }
-        self.statistics_bank_ = {
-            "bands": [features["bands"][rows] for rows in banks],
-            "spectrum": [features["spectrum"][rows] for rows in banks],
-            "frames_mean": [],
-            "frames_precision": [],
-        }
+        self.bands_bank_ = [features["bands"][rows] for rows in banks]
+        self.spectrum_bank_ = [features["spectrum"][rows] for rows in banks]
+        self.frame_means_, self.frame_precisions_ = [], []
         held_out: dict[str, list[np.ndarray]] = {
             "bands": [],
             "spectrum": [],
             "frames": [],
         }
         for name in ("bands", "spectrum"):
-            for bank in self.statistics_bank_[name]:
+            for bank in getattr(self, f"{name}_bank_"):
                 held_out[name].append(
                     stats.nearest_distance(
                         bank, bank, self.statistics_scale_[name], leave_one_out=True
                     )
                 )
+        frames = features["frames"]
         for k in range(n_ids):
-            mean, precision = stats.fit_frame_gaussian(
-                features["frames"][codes == k], rng
-            )
-            self.statistics_bank_["frames_mean"].append(mean)
-            self.statistics_bank_["frames_precision"].append(precision)
-            held_out["frames"].append(
-                stats.frame_distance(features["frames"][banks[k]], mean, precision)
-            )
+            own = np.flatnonzero(codes == k)
+            mean, precision = stats.fit_frame_gaussian(frames[own], rng)
+            self.frame_means_.append(mean)
+            self.frame_precisions_.append(precision)
+            # Two folds: a Gaussian fitted to a clip's own frames finds them
+            # closer than a new clip's (by far, with few frames per band), so
+            # in-sample distances would set a threshold that flags most new
+            # clips.  Four clips at least; fewer keep in-sample distances.
+            distance = stats.frame_distance(frames[own], mean, precision)
+            if own.size >= 4:
+                half = rng.permutation(own.size) % 2 == 0
+                for fit_rows, held in ((~half, half), (half, ~half)):
+                    fold_mean, fold_precision = stats.fit_frame_gaussian(
+                        frames[own[fit_rows]], rng
+                    )
+                    distance[held] = stats.frame_distance(
+                        frames[own[held]], fold_mean, fold_precision
+                    )
+            position = {clip: i for i, clip in enumerate(own)}
+            held_out["frames"].append(distance[[position[c] for c in banks[k]]])
         return held_out
 
     def _thresholds(self, normality: list[np.ndarray], backend: str) -> np.ndarray:
@@ -934,22 +947,26 @@ default="auto"
                 scores[rows] = knn
                 continue
             assert statistics is not None
-            bank = self.statistics_bank_
             distances = {
                 "knn": knn,
                 "frames": stats.frame_distance(
                     statistics["frames"][rows],
-                    bank["frames_mean"][k],
-                    bank["frames_precision"][k],
+                    self.frame_means_[k],
+                    self.frame_precisions_[k],
                 ),
             }
             for name in ("bands", "spectrum"):
                 distances[name] = stats.nearest_distance(
-                    statistics[name][rows], bank[name][k], self.statistics_scale_[name]
+                    statistics[name][rows],
+                    getattr(self, f"{name}_bank_")[k],
+                    self.statistics_scale_[name],
                 )
+            # A fixed order: a loaded model's dict may list them otherwise,
+            # and float addition is not associative.
             scores[rows] = sum(
-                (distances[name] - loc_scale[k, 0]) / loc_scale[k, 1]
-                for name, loc_scale in self.fusion_scale_.items()
+                (distances[name] - self.fusion_scale_[name][k, 0])
+                / self.fusion_scale_[name][k, 1]
+                for name in FUSED
             )
         return scores
 
