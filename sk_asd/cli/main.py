@@ -828,7 +828,7 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
         lr=args.lr,
         device=args.device,
         random_state=args.seed,
-        verbose=1 if args.verbose else 0,
+        verbose=0 if getattr(args, "quiet", False) else (2 if args.verbose else 1),
     )
     report.info(
         f"training on {len(train_ids)} clip(s) of "

@@ -36,6 +36,7 @@ from sk_asd.estimator.guards import (
 )
 from sk_asd.estimator.net import ASDNet, RestoreBestWeights
 from sk_asd.estimator.presets import RECIPES, SINGLE_MACHINE_SPEEDS, auto_epochs
+from sk_asd.estimator.progress import EpochProgress
 from sk_asd.estimator.streaming import (
     AudioFileDataset,
     change_speed,
@@ -247,8 +248,9 @@ default="auto"
         Seeds weight initialisation, batch order and mixup.  The same seed on
         the same device and thread count gives identical scores.
     verbose : int, default=0
-        0 is silent; 1 prints skorch's epoch table; 2 adds skorch's progress
-        bar over the batches of each epoch.
+        0 is silent; 1 prints one plain line per epoch on stderr (loss,
+        time elapsed and left); 2 adds skorch's epoch table on stdout; 3
+        skorch's progress bar over the batches of each epoch.
 
     Attributes
     ----------
@@ -597,7 +599,9 @@ default="auto"
                 ),
             )
         ]
-        if self.verbose >= 2:
+        if self.verbose >= 1:
+            callbacks.append(("epoch_progress", EpochProgress()))
+        if self.verbose >= 3:
             callbacks.append(("progress_bar", ProgressBar()))
         train_split = None
         if self.validation_fraction is not None:
@@ -654,7 +658,8 @@ default="auto"
             crop_samples=self._crop_samples(),
             **self._loader_params(device),
             device=device,
-            verbose=self.verbose,
+            # skorch's own epoch table from verbose=2 on.
+            verbose=max(self.verbose - 1, 0),
         )
 
     def _rebuild_net(self, device: str) -> ASDNet:
