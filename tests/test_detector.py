@@ -251,9 +251,16 @@ def test_cuda_request_without_gpu_is_explained(data):
         AnomalousSoundDetector(**{**FAST, "device": "cuda"}).fit(X, ids)
 
 
-def test_verbose_prints_the_epoch_table(data, capsys):
+def test_verbose_prints_progress_and_the_epoch_table(data, capsys):
     X, ids = data
     AnomalousSoundDetector(**{**FAST, "verbose": 1}).fit(X, ids)
+    captured = capsys.readouterr()
+    # verbose=1: one plain line per epoch on stderr, with the time left.
+    lines = [line for line in captured.err.splitlines() if "epoch" in line]
+    assert len(lines) == FAST["max_epochs"]
+    assert "epoch 2/2" in lines[-1] and "s left" in lines[-1]
+    assert "\x1b" not in captured.err  # no terminal control codes
+    AnomalousSoundDetector(**{**FAST, "verbose": 2}).fit(X, ids)
     out = capsys.readouterr().out
     assert "train_loss" in out and "epoch" in out
 
