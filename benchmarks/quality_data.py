@@ -17,26 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
+from sk_asd.cli.demo import FULL as DEMO_DATA
 from sk_asd.datasets import load_dcase, make_machine_sounds
 from sk_asd.estimator.baseline import LogBandGaussian as PackageGaussian
 
 #: ``../shared/data`` beside the checkout (absent on users' machines).
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-#: The hard synthetic setting: four sibling machines of one model
-#: (``machine_spread=0.2``), a loud factory floor (0-10 dB SNR) with a
-#: foreign machine's hum and knocks, and moderate faults (strength 1).
-HARD_SYNTHETIC = dict(
-    n_machines=4,
-    n_normal_train=40,
-    n_normal_test=20,
-    n_anomalous_test=20,
-    duration=2.0,
-    machine_spread=0.2,
-    snr_db=(0.0, 10.0),
-    interference=0.5,
-    anomaly_strength=1.0,
-)
+#: The hard synthetic setting, the one ``sk-asd demo`` runs: four sibling
+#: machines of one model (``machine_spread=0.2``), a loud factory floor
+#: (0-10 dB SNR) with a foreign machine's hum and knocks, moderate faults.
+HARD_SYNTHETIC = dict(n_machines=4, **DEMO_DATA)
 
 #: The demo's setting (``sk-asd demo``): well separated machines, clear faults.
 DEMO_SYNTHETIC = dict(
