@@ -140,3 +140,21 @@ def test_kmeans_threshold_of_small_machines_uses_in_sample_scores(fitted):
         else:
             # Held-out clips lie farther from centres fitted without them.
             assert scores[rows].mean() > in_sample.mean()
+
+
+def test_fusion_caps_each_standardised_distance():
+    """One failing component (e.g. a session shift on the embedding) raises a
+    fused score by at most FUSION_CAP; the others still rank the clips."""
+    from sk_asd.estimator.backends import FUSED, FUSION_CAP, fuse
+
+    loc_scale = {name: np.array([1.0, 0.5]) for name in FUSED}
+    normal = {name: np.array([1.0]) for name in FUSED}
+    fault = {name: np.array([2.0]) for name in FUSED}  # 2 std out everywhere
+    normal[FUSED[0]] = np.array([100.0])  # one component far off on a normal
+    fused_normal, fused_fault = fuse(normal, loc_scale), fuse(fault, loc_scale)
+    assert fused_normal[0] == pytest.approx(FUSION_CAP)
+    assert fused_fault[0] == pytest.approx(2.0 * len(FUSED))
+    assert fused_fault[0] > fused_normal[0]
+    # Below the cap, the fused score is the plain sum of standardised distances.
+    below = {name: np.array([1.5]) for name in FUSED}
+    assert fuse(below, loc_scale)[0] == pytest.approx(len(FUSED))

@@ -22,6 +22,7 @@ from sk_asd.estimator.backends import (
     MAX_BANK,
     SCORING_BACKENDS,
     cosine_knn,
+    fuse,
     standardisation,
 )
 from sk_asd.estimator.backends import flatten_crops as _flatten_crops
@@ -738,10 +739,9 @@ default="auto"
             name: standardisation(scores) for name, scores in held_out.items()
         }
         fused = [
-            sum(
-                (held_out[name][k] - self.fusion_scale_[name][k, 0])
-                / self.fusion_scale_[name][k, 1]
-                for name in FUSED
+            fuse(
+                {name: held_out[name][k] for name in FUSED},
+                {name: self.fusion_scale_[name][k] for name in FUSED},
             )
             for k in range(n_ids)
         ]
@@ -966,12 +966,8 @@ default="auto"
                     getattr(self, f"{name}_bank_")[k],
                     self.statistics_scale_[name],
                 )
-            # A fixed order: a loaded model's dict may list them otherwise,
-            # and float addition is not associative.
-            scores[rows] = sum(
-                (distances[name] - self.fusion_scale_[name][k, 0])
-                / self.fusion_scale_[name][k, 1]
-                for name in FUSED
+            scores[rows] = fuse(
+                distances, {name: self.fusion_scale_[name][k] for name in FUSED}
             )
         return scores
 
