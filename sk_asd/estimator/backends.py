@@ -91,32 +91,48 @@ def cosine_knn(
     return 1.0 - similarity.max(axis=1)
 
 
-def standardisation(scores: list[np.ndarray], *, min_clips: int = 3) -> np.ndarray:
-    """Location and scale per machine that make its leave-one-out training
-    scores zero-mean and unit-variance.
+def standardisation(scores: list[np.ndarray], *, prior_clips: int = 4) -> np.ndarray:
+    """Location and scale per machine of its held-out training scores.
+
+    Few clips give noisy spreads (three clips of a real DCASE machine gave a
+    standard deviation 50x below its neighbours'), and one clip gives no
+    held-out score at all (a leave-one-out distance needs a second clip).  So
+    the variance is shrunk toward the median variance of the machines with
+    at least ``prior_clips`` clips, as if those had contributed
+    ``prior_clips`` pseudo-observations (an empirical-Bayes estimate that
+    leaves machines of many clips essentially alone), and a machine with a
+    single clip takes the median location of the others.
 
     Parameters
     ----------
     scores : list of ndarray
-        Leave-one-out scores of each machine's training clips.
-    min_clips : int, default=3
-        Machines with fewer clips take the median scale of the others (their
-        own spread is noise); with no such machine, the scale is the size of
-        the location.
+        Held-out (leave-one-out or out-of-fold) scores of each machine's
+        training clips.
+    prior_clips : int, default=4
+        Weight of the pooled variance, in clips.
 
     Returns
     -------
     loc_scale : ndarray of shape (n_machines, 2)
     """
+    n = np.array([len(s) for s in scores])
     out = np.empty((len(scores), 2))
     for k, s in enumerate(scores):
-        out[k] = np.mean(s), np.std(s)
-    enough = np.array([len(s) >= min_clips for s in scores])
+        out[k] = np.mean(s), np.var(s, ddof=1) if len(s) > 1 else 0.0
+    several, enough = n >= 2, n >= prior_clips
+    if several.any():
+        out[~several, 0] = np.median(out[several, 0])
     if enough.any():
-        fallback = float(np.median(out[enough, 1]))
+        pooled = float(np.median(out[enough, 1]))
+    elif several.any():
+        pooled = float(np.median(out[several, 1]))
     else:
-        fallback = float(np.mean(np.abs(out[:, 0])))
-    out[~enough, 1] = fallback
+        pooled = 0.0
+    if pooled <= 0.0:
+        # No spread to pool: the size of the locations sets the scale.
+        pooled = float(np.mean(np.abs(out[:, 0]))) ** 2
+    variance = ((n - 1) * out[:, 1] + prior_clips * pooled) / (n - 1 + prior_clips)
+    out[:, 1] = np.sqrt(variance)
     # A floor: a component with no spread at all must not dominate the sum.
     out[:, 1] = np.maximum(out[:, 1], 1e-6 * (np.abs(out[:, 0]) + 1e-12))
     return out
