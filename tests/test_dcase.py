@@ -509,3 +509,19 @@ def test_write_dcase2023_folder_stereo_and_plain_bunches(tmp_path: Path) -> None
     np.testing.assert_allclose(near.clips, stereo.X_train[:, 0], atol=1 / 32768)
     with pytest.raises(ValueError, match="lacks"):
         write_dcase2023_folder(tmp_path, {"X_train": stereo.X_train})
+
+
+def test_load_dcase_each_channel(tmp_path: Path) -> None:
+    from sk_asd.datasets import make_machine_sounds
+
+    stereo = make_machine_sounds(
+        1, n_normal_train=2, n_normal_test=1, n_anomalous_test=1,
+        duration=0.05, n_channels=2, random_state=0,
+    )  # fmt: skip
+    write_dcase2023_folder(tmp_path, stereo, anonymous_test=False)
+    data = load_dcase(tmp_path, "synth", split="test", channel="each")
+    assert data.clips.shape == (4, 800)
+    assert data.channel_index.tolist() == [0, 1, 0, 1]
+    assert data.paths[0] == data.paths[1] and data.paths[2] == data.paths[3]
+    assert data.is_anomaly.tolist() in ([0, 0, 1, 1], [1, 1, 0, 0])
+    assert "channel_index" not in load_dcase(tmp_path, "synth", split="test")

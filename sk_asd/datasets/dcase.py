@@ -283,8 +283,11 @@ def load_dcase(
         labels are returned (bad files are then not detected).
     sample_rate : int, default=16000
         Sample rate of the returned clips in Hz.
-    channel : "mean" or int, default="mean"
-        Multichannel rule; see :func:`sk_asd.io.load_audio`.
+    channel : "mean", "each" or int, default="mean"
+        Multichannel rule; see :func:`sk_asd.io.load_audio`. With ``"each"``
+        every channel of a file is its own clip: all fields get one entry per
+        channel (the file's labels repeated), and ``channel_index`` says
+        which channel each clip is.
     length : {"pad", "crop", "list"}, default="pad"
         Ragged-length rule; see :func:`sk_asd.io.load_audios`.
     target_length : int, optional
@@ -329,6 +332,8 @@ def load_dcase(
         - ``machine_type``, ``split``, ``scheme`` (``"2020"``/``"2021+"``),
           ``sample_rate``, ``skipped`` (list of
           :class:`sk_asd.io.SkippedFile`).
+        - ``channel_index``: only with ``channel="each"``, the int array of
+          each clip's channel in its file (rows of one file are adjacent).
         - ``unused_ground_truth``: only when ``labels`` or ``domains`` is
           given, the sorted names in those files that match no clip of the
           folder (a file may cover several sections).
@@ -415,6 +420,7 @@ def load_dcase(
         unused = _apply_ground_truth(files, infos, labels, domains, machine_dir)
 
     paths = [str(f) for f in files]
+    extra_fields: dict[str, Any] = {}
     clips = None
     skipped: list = []
     if not return_paths:
@@ -429,6 +435,8 @@ def load_dcase(
         )
         clips = batch.waves
         skipped = batch.skipped
+        if batch.channels is not None:
+            extra_fields["channel_index"] = batch.channels
         infos = [infos[i] for i in batch.indices]
         paths = batch.paths
 
@@ -438,9 +446,10 @@ def load_dcase(
         values[:] = [info[key] for info in infos]
         return values
 
-    extra = {} if unused is None else {"unused_ground_truth": unused}
+    if unused is not None:
+        extra_fields["unused_ground_truth"] = unused
     return Bunch(
-        **extra,
+        **extra_fields,
         clips=clips,
         paths=paths,
         machine_ids=np.array([info["machine_id"] for info in infos], dtype=str),
