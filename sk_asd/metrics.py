@@ -44,6 +44,7 @@ __all__ = [
     "auc_pauc",
     "dcase2020_table",
     "dcase2021_table",
+    "official_layout",
 ]
 
 # Labels of the summary rows. User labels equal to these are refused, so that
@@ -634,6 +635,86 @@ def dcase2021_table(
         columns=("AUC", "pAUC", "score"),
         summary=summary,
         title=f"DCASE {year} Task 2: harmonic means; {rule}; max_fpr={max_fpr:g}",
+    )
+
+
+def official_layout(table: ScoreTable) -> ScoreTable:
+    """Lay a 2022+ score table out as the organisers' result files do.
+
+    :func:`dcase2021_table` gives one row per section *and domain*; the
+    organisers' evaluator (2022-2024) reports one row per section with its
+    AUC on the source domain, its AUC on the target domain (each domain's
+    normal clips against all anomalous clips of the section) and its pAUC
+    over both domains, then harmonic means, then the official score. This
+    function rearranges the same numbers that way; nothing is recomputed.
+
+    Parameters
+    ----------
+    table : ScoreTable
+        Made by :func:`dcase2021_table` with ``year >= 2022``.
+
+    Returns
+    -------
+    ScoreTable
+        Keys ``(machine_type, section)``; columns ``"AUC (source)"``,
+        ``"AUC (target)"``, ``"pAUC"`` and ``"score"``. Per section the
+        first three; per machine type a row ``(machine_type, "hmean")`` with
+        their harmonic means over its sections and ``"score"``, the harmonic
+        mean of all of them; last ``("all", "hmean")`` over every type. The
+        summary is ``table``'s; ``summary["score"]`` is the official score.
+
+    Raises
+    ------
+    ValueError
+        If ``table`` was not made by :func:`dcase2021_table` under the 2022+
+        rules (2021 tables have a pAUC per domain and no such layout).
+
+    Examples
+    --------
+    >>> table = dcase2021_table(
+    ...     is_anomaly=[0, 0, 1, 0, 0, 1],
+    ...     anomaly_score=[0.1, 0.3, 0.9, 0.2, 0.95, 0.8],
+    ...     machine_types=None,
+    ...     sections=["00"] * 6,
+    ...     domains=["source"] * 3 + ["target"] * 3,
+    ... )
+    >>> print(official_layout(table).to_string(percent=False))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    DCASE 2022+ Task 2, official layout: ... (values as fractions)
+    machine_type  section  AUC (source)  AUC (target)    pAUC   score
+    -             00             1.0000        0.5000  0.4737
+    -             hmean          1.0000        0.5000  0.4737  0.5870
+    all           hmean          1.0000        0.5000  0.4737  0.5870
+    """
+    if table.key_names != ("machine_type", "section", "domain") or not any(
+        key[2] == _ALL_DOMAINS and key[1] != _HMEAN for key in table.data
+    ):
+        raise ValueError(
+            "official_layout needs a table from dcase2021_table with year >= "
+            "2022 (one pAUC per section); 2021 tables keep their own layout."
+        )
+    data: dict[tuple[Hashable, ...], dict[str, float]] = {}
+    for (machine_type, section, domain), row in table.data.items():
+        out = data.setdefault((machine_type, section), {})
+        if domain == _ALL_DOMAINS:
+            out["pAUC"] = row["pAUC"]
+            if section == _HMEAN:
+                out["score"] = row["score"]
+        else:
+            out[f"AUC ({domain})"] = row["AUC"]
+    # Columns in the organisers' order, whatever order the rows came in.
+    columns = ("AUC (source)", "AUC (target)", "pAUC", "score")
+    data = {key: {c: row[c] for c in columns if c in row} for key, row in data.items()}
+    return ScoreTable(
+        data,
+        key_names=("machine_type", "section"),
+        columns=columns,
+        summary=table.summary,
+        title=(
+            "DCASE 2022+ Task 2, official layout: AUC per domain (its normal "
+            "clips vs all anomalous clips of the section), pAUC over both; "
+            "score = harmonic mean of all of them"
+        ),
     )
 
 

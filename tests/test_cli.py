@@ -545,3 +545,149 @@ def test_train_and_evaluate_on_the_dcase2020_mini_toycar(tmp_path, capsys):
     assert "ToyCar" in captured.out and "mean" in captured.out
     for machine_id in det.machine_ids_:
         assert machine_id in captured.out
+
+
+# ------------------------------------------------ DCASE 2023-style folders
+@pytest.fixture(scope="module")
+def dcase2023_run(tmp_path_factory):
+    """A generated 2023-style folder (anonymous test names plus a ground
+    truth), a model trained on it by the CLI, and the same test clips under
+    development names in a second folder."""
+    from sk_asd.datasets import make_machine_sounds, write_dcase2023_folder
+
+    data = make_machine_sounds(
+        2,
+        n_normal_train=6,
+        n_target_train=2,
+        n_normal_test=2,
+        n_anomalous_test=2,
+        attributes=True,
+        duration=CLIP_SECONDS,
+        sample_rate=SR,
+        random_state=0,
+    )
+    root = tmp_path_factory.mktemp("eval2023")
+    written = write_dcase2023_folder(root, data, machine_type="synth")
+    named = tmp_path_factory.mktemp("dev2023")
+    write_dcase2023_folder(named, data, machine_type="synth", anonymous_test=False)
+    model = root / "synth.skasd"
+    argv = ["train", str(root), "-m", "synth", "-o", str(model), "-q", *FAST_TRAIN]
+    assert main(argv) == 0
+    return types.SimpleNamespace(
+        root=root, named=named, model=model, ground_truth=Path(written.ground_truth)
+    )
+
+
+def _official_score(out: str) -> float:
+    lines = [line for line in out.splitlines() if line.startswith("official score:")]
+    assert len(lines) == 1, out
+    return float(lines[0].split(":")[1])
+
+
+def test_train_then_evaluate_with_labels_on_a_2023_style_folder(
+    dcase2023_run, tmp_path, capsys
+):
+    run = dcase2023_run
+    assert load_model(run.model).machine_ids_.tolist() == ["section_00", "section_01"]
+    table_csv = tmp_path / "table.csv"
+    argv = ["evaluate", str(run.model), str(run.root), "--labels"]
+    argv += [str(run.ground_truth), "--csv", str(table_csv)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    # The organisers' layout: one row per section, both domain AUCs and pAUC.
+    assert "AUC (source)" in out and "AUC (target)" in out and "pAUC" in out
+    for section in ("00", "01", "hmean"):
+        assert any(line.split()[1:2] == [section] for line in out.splitlines()[2:])
+    score = _official_score(out)
+    rows = _read_csv(table_csv)
+    overall = [r for r in rows if r["machine_type"] == "all" and r["domain"] == "all"]
+    assert score == pytest.approx(100 * float(overall[0]["score"]), abs=0.006)
+    assert "16 clip(s): 8 normal, 8 anomalous" in captured.err
+
+    # The same clips under development names, without a ground truth, get
+    # the same scores: the labels file stood in for the names exactly.
+    argv = ["evaluate", str(run.model), str(run.named), "-m", "synth"]
+    assert main(argv) == 0
+    assert _official_score(capsys.readouterr().out) == score
+
+
+def test_evaluate_anonymous_names_without_labels_says_what_to_pass(
+    dcase2023_run, capsys
+):
+    run = dcase2023_run
+    assert main(["evaluate", str(run.model), str(run.root)]) == 1
+    err = _error_line(capsys.readouterr().err)
+    assert "No labelled clips" in err and "--labels FILE" in err
+
+
+def test_evaluate_labels_without_domains_then_with_the_domain_file(
+    dcase2023_run, tmp_path, capsys
+):
+    run = dcase2023_run
+    rows = list(csv.reader(run.ground_truth.open()))
+    labels = tmp_path / "ground_truth_data.csv"
+    domains = tmp_path / "ground_truth_domain.csv"
+    # The organisers ship label and domain in separate headerless files.
+    labels.write_text("".join(f"{name},{label}\n" for name, label, _ in rows))
+    domains.write_text("".join(f"{name},{int(d == 'target')}\n" for name, _, d in rows))
+    argv = ["evaluate", str(run.model), str(run.root), "--labels", str(labels)]
+    assert main(argv) == 1
+    assert "--domains" in _error_line(capsys.readouterr().err)
+    assert main([*argv, "--domains", str(domains)]) == 0
+    out = capsys.readouterr().out
+    full = [
+        "evaluate",
+        str(run.model),
+        str(run.root),
+        "--labels",
+        str(run.ground_truth),
+    ]
+    assert main(full) == 0
+    assert _official_score(out) == _official_score(capsys.readouterr().out)
+
+
+def test_evaluate_labels_for_part_of_the_sections_is_refused(
+    dcase2023_run, tmp_path, capsys
+):
+    run = dcase2023_run
+    rows = run.ground_truth.read_text().splitlines()
+    partial = tmp_path / "section_00_only.csv"
+    partial.write_text("\n".join(r for r in rows if r.startswith("section_00_")))
+    argv = ["evaluate", str(run.model), str(run.root), "--labels", str(partial)]
+    assert main(argv) == 1
+    err = _error_line(capsys.readouterr().err)
+    assert "8 clip(s)" in err and "section_01_0000.wav" in err
+    # Both sections' files, given one after the other, are merged.
+    other = tmp_path / "section_01_only.csv"
+    other.write_text("\n".join(r for r in rows if r.startswith("section_01_")))
+    assert main([*argv, "--labels", str(other)]) == 0
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("section_00_0000.wav,1,target,extra\n", "line 1 has 4 cell"),
+        ("section_00_0000.wav,maybe,source\n", "line 1: label 'maybe'"),
+        ("section_00_0000.wav,1,left\n", "domain 'left'"),
+        ("id_00_00000000.wav,1,source\n", "name none of the 16 clip"),
+        ("section_00_0000.wav,1\nsection_00_0000.wav,0\n", "line 2 lists"),
+        ("filename,label,domain\n", "lists no clips"),
+    ],
+)
+def test_evaluate_malformed_labels_file(
+    dcase2023_run, tmp_path, capsys, content, message
+):
+    run = dcase2023_run
+    bad = tmp_path / "gt.csv"
+    bad.write_text(content)
+    argv = ["evaluate", str(run.model), str(run.root), "--labels", str(bad)]
+    assert main(argv) == 1
+    assert message in _error_line(capsys.readouterr().err)
+
+
+def test_evaluate_missing_labels_file(dcase2023_run, tmp_path, capsys):
+    run = dcase2023_run
+    argv = ["evaluate", str(run.model), str(run.root)]
+    assert main([*argv, "--labels", str(tmp_path / "nope.csv")]) == 1
+    assert "does not exist" in _error_line(capsys.readouterr().err)

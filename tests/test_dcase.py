@@ -11,6 +11,8 @@ from sk_asd.datasets.dcase import (
     list_machine_types,
     load_dcase,
     parse_dcase_filename,
+    read_dcase_ground_truth,
+    write_dcase2023_folder,
 )
 from sk_asd.io import AudioLoadError, write_audio
 
@@ -348,3 +350,178 @@ def test_mini_counts_and_lengths(mini_root: Path, machine_type: str) -> None:
 def test_mini_has_no_train_split(mini_root: Path) -> None:
     with pytest.raises(FileNotFoundError, match="No 'train' folder"):
         load_dcase(mini_root, "fan")
+
+
+# ground truth of anonymous evaluation names
+# --------------------------------------------------------------------------
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_read_ground_truth_in_every_shipped_format(tmp_path: Path) -> None:
+    data = _write(
+        tmp_path / "data.csv", "section_00_0000.wav,1\nsection_00_0001.wav,0\n"
+    )
+    truth = read_dcase_ground_truth(data)
+    assert truth == {
+        "section_00_0000": {"is_anomaly": 1, "domain": None, "attributes": None},
+        "section_00_0001": {"is_anomaly": 0, "domain": None, "attributes": None},
+    }
+    domain = _write(tmp_path / "domain.csv", "section_00_0000.wav,1\n")
+    assert read_dcase_ground_truth(domain, column="domain")["section_00_0000"] == {
+        "is_anomaly": None,
+        "domain": "target",
+        "attributes": None,
+    }
+    # The organisers' attribute files give the development-style name.
+    attrs = _write(
+        tmp_path / "attributes.csv",
+        "section_00_0000.wav,section_00_source_test_anomaly_0000_vel_12\n",
+    )
+    assert read_dcase_ground_truth(attrs)["section_00_0000"] == {
+        "is_anomaly": 1,
+        "domain": "source",
+        "attributes": "vel_12",
+    }
+    # Three columns, a header, a byte-order mark, blank lines and words.
+    three = tmp_path / "three.csv"
+    three.write_bytes(
+        b"\xef\xbb\xbffilename,label,domain\n\nsection_00_0002.flac,anomaly,0\n"
+    )
+    assert read_dcase_ground_truth(three) == {
+        "section_00_0002": {"is_anomaly": 1, "domain": "source", "attributes": None}
+    }
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("section_00_0000.wav\n", "line 1 has 1 cell"),
+        ("section_00_0000.wav,2\n", "neither a label"),
+        ("section_00_0000.wav,0,elsewhere\n", "domain 'elsewhere'"),
+        ("a.wav,0\na.wav,1\n", "line 2 lists 'a.wav' again"),
+        ("\n\n", "lists no clips"),
+    ],
+)
+def test_read_ground_truth_rejects_malformed_rows(
+    tmp_path: Path, text: str, match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        read_dcase_ground_truth(_write(tmp_path / "gt.csv", text))
+
+
+def test_read_ground_truth_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="ground_truth_data"):
+        read_dcase_ground_truth(tmp_path / "nope.csv")
+
+
+def test_load_dcase_fills_labels_and_domains_of_anonymous_names(
+    tree: Path, tmp_path: Path
+) -> None:
+    labels = _write(tmp_path / "labels.csv", "section_00_0000.wav,1\n")
+    domains = _write(tmp_path / "domains.csv", "section_00_0000.wav,1\nx.wav,0\n")
+    data = load_dcase(
+        tree, "ToyCar", split="test", return_paths=True, labels=labels, domains=domains
+    )
+    row = [Path(p).name for p in data.paths].index("section_00_0000.wav")
+    assert data.is_anomaly[row] == 1 and data.domain[row] == "target"
+    # Named clips keep their labels; unused rows are reported.
+    assert sorted(data.is_anomaly.tolist()) == [0, 1, 1]
+    assert data.unused_ground_truth == ["x"]
+    assert "unused_ground_truth" not in load_dcase(tree, "ToyCar", return_paths=True)
+
+
+def test_load_dcase_ground_truth_errors(tree: Path, tmp_path: Path) -> None:
+    other = _write(tmp_path / "other.csv", "section_07_0000.wav,1\n")
+    with pytest.raises(ValueError, match="name none of the 3 clip"):
+        load_dcase(tree, "ToyCar", split="test", return_paths=True, labels=other)
+    # A labels file must cover every clip without a label in its name.
+    named = _write(
+        tmp_path / "named.csv", "section_00_source_test_anomaly_0000_car_A1.wav,1\n"
+    )
+    with pytest.raises(ValueError, match="1 clip.*section_00_0000.wav"):
+        load_dcase(tree, "ToyCar", split="test", return_paths=True, labels=named)
+    # ... and must not contradict a name.
+    wrong = _write(
+        tmp_path / "wrong.csv",
+        "section_00_source_test_anomaly_0000_car_A1.wav,0\nsection_00_0000.wav,0\n",
+    )
+    with pytest.raises(ValueError, match="is_anomaly=1 by its name but 0"):
+        load_dcase(tree, "ToyCar", split="test", return_paths=True, labels=wrong)
+    # Two files that disagree about a clip.
+    a = _write(tmp_path / "a.csv", "section_00_0000.wav,0\n")
+    b = _write(tmp_path / "b.csv", "section_00_0000.wav,1\n")
+    with pytest.raises(ValueError, match="only the files of this machine type"):
+        load_dcase(tree, "ToyCar", split="test", return_paths=True, labels=[a, b])
+
+
+def test_write_dcase2023_folder_round_trip(tmp_path: Path) -> None:
+    from sk_asd.datasets import make_machine_sounds
+
+    data = make_machine_sounds(
+        2, n_normal_train=3, n_target_train=1, n_normal_test=1, n_anomalous_test=2,
+        attributes=True, duration=0.05, random_state=0,
+    )  # fmt: skip
+    out = write_dcase2023_folder(tmp_path / "eval", data, machine_type="fan")
+    train = load_dcase(tmp_path / "eval", "fan")
+    assert train.machine_ids.tolist() == ["section_00"] * 4 + ["section_01"] * 4
+    assert train.domain.tolist() == (["source"] * 3 + ["target"]) * 2
+    assert train.attributes.tolist() == data.attributes_train.tolist()
+    np.testing.assert_allclose(train.clips, data.X_train, atol=1 / 32768)
+
+    test = load_dcase(tmp_path / "eval", "fan", split="test", labels=out.ground_truth)
+    assert set(test.is_anomaly) == {0, 1}
+    # Anonymous names: match clips back through the returned paths.
+    order = [test.paths.index(p) for p in out.test]
+    assert test.is_anomaly[order].tolist() == data.is_anomaly_test.tolist()
+    assert test.domain[order].tolist() == data.domain_test.tolist()
+    assert test.machine_ids[order].tolist() == [
+        m.replace("id_", "section_") for m in data.machine_ids_test
+    ]
+    np.testing.assert_allclose(test.clips[order], data.X_test, atol=1 / 32768)
+
+    named = write_dcase2023_folder(tmp_path / "dev", data, anonymous_test=False)
+    assert named.ground_truth is None
+    dev = load_dcase(tmp_path / "dev", "synth", split="test")
+    order = [dev.paths.index(p) for p in named.test]
+    assert dev.is_anomaly[order].tolist() == data.is_anomaly_test.tolist()
+    assert dev.attributes[order].tolist() == data.attributes_test.tolist()
+
+
+def test_write_dcase2023_folder_stereo_and_plain_bunches(tmp_path: Path) -> None:
+    from sk_asd.datasets import make_machine_sounds
+    from sk_asd.io import probe_audio
+
+    stereo = make_machine_sounds(
+        1, n_normal_train=2, n_normal_test=1, n_anomalous_test=1,
+        duration=0.05, n_channels=2, random_state=0,
+    )  # fmt: skip
+    out = write_dcase2023_folder(tmp_path, stereo)
+    assert probe_audio(out.train[0])[1] == 2
+    # Without domains and attributes: all source, "noAttribute" as DCASE.
+    assert Path(out.train[0]).name == (
+        "section_00_source_train_normal_0000_noAttribute.wav"
+    )
+    near = load_dcase(tmp_path, "synth", channel=0)
+    np.testing.assert_allclose(near.clips, stereo.X_train[:, 0], atol=1 / 32768)
+    with pytest.raises(ValueError, match="lacks"):
+        write_dcase2023_folder(tmp_path, {"X_train": stereo.X_train})
+
+
+def test_load_dcase_each_channel(tmp_path: Path) -> None:
+    from sk_asd.datasets import make_machine_sounds
+
+    stereo = make_machine_sounds(
+        1, n_normal_train=2, n_normal_test=1, n_anomalous_test=1,
+        duration=0.05, n_channels=2, random_state=0,
+    )  # fmt: skip
+    write_dcase2023_folder(tmp_path, stereo, anonymous_test=False)
+    data = load_dcase(tmp_path, "synth", split="test", channel="each")
+    assert data.clips.shape == (4, 800)
+    assert data.channel_index.tolist() == [0, 1, 0, 1]
+    assert data.paths[0] == data.paths[1] and data.paths[2] == data.paths[3]
+    assert data.is_anomaly.tolist() in ([0, 0, 1, 1], [1, 1, 0, 0])
+    assert "channel_index" not in load_dcase(tmp_path, "synth", split="test")

@@ -124,6 +124,40 @@ def test_mono_accepts_channel_zero(tmp_path: Path) -> None:
         load_audio(path, channel=1)
 
 
+def test_each_channel_keeps_every_channel(
+    eight_channel: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    path, levels = eight_channel
+    waves = load_audio(path, channel="each")
+    assert waves.shape == (8, 100) and waves.dtype == np.float32
+    np.testing.assert_allclose(waves, np.tile(levels[:, None], (1, 100)), atol=1e-6)
+    # Resampling and max_samples work per channel.
+    assert load_audio(path, channel="each", sample_rate=8000).shape == (8, 50)
+    assert load_audio(path, channel="each", max_samples=30).shape == (8, 30)
+    mono = write_audio(tmp_path / "m.wav", np.full(40, 0.5))
+    assert load_audio(mono, channel="each").shape == (1, 40)
+
+
+def test_load_audios_each_channel_is_a_clip_mapped_back(
+    eight_channel: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    path, levels = eight_channel
+    mono = write_audio(tmp_path / "m.wav", np.full(40, 0.5))
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    batch = load_audios([mono, bad, path], channel="each", skip_bad=True)
+    assert batch.waves.shape == (9, 100)
+    assert batch.indices.tolist() == [0] + [2] * 8
+    assert batch.channels.tolist() == [0, *range(8)]
+    assert batch.paths == [str(mono)] + [str(path)] * 8
+    assert batch.lengths.tolist() == [40] + [100] * 8
+    np.testing.assert_allclose(batch.waves[1:, 0], levels, atol=1e-6)
+    # A per-file value (e.g. a score) is the mean over the file's rows.
+    rows = batch.indices == 2
+    assert batch.waves[rows, 0].mean() == pytest.approx(levels.mean(), abs=1e-6)
+    assert load_audios([mono], channel="mean").channels is None
+
+
 # --------------------------------------------------------------------------
 # Resampling
 # --------------------------------------------------------------------------

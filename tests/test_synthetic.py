@@ -310,3 +310,203 @@ def test_interference_adds_foreign_sounds_to_every_clip_and_zero_changes_nothing
 def test_interference_out_of_range_is_refused(bad):
     with pytest.raises(ValueError, match="interference"):
         make_machine_sounds(1, n_normal_train=1, duration=0.2, interference=bad)
+
+
+# ------------------------------------------- domain shift, attributes, stereo
+DOMAIN = dict(n_normal_train=6, n_normal_test=2, n_anomalous_test=2, duration=0.25)
+
+
+def test_new_options_at_their_defaults_change_nothing():
+    plain = make_machine_sounds(2, **DOMAIN, random_state=5)
+    explicit = make_machine_sounds(
+        2,
+        **DOMAIN,
+        attributes=False,
+        n_target_train=0,
+        n_target_normal_test=None,
+        n_target_anomalous_test=None,
+        domain_shift=1.0,
+        n_channels=1,
+        random_state=5,
+    )
+    assert sorted(plain) == sorted(explicit)
+    assert "domain_train" not in plain and "attributes_test" not in plain
+    for key in ("X_train", "X_test", "machine_ids_train", "anomaly_kind_test"):
+        np.testing.assert_array_equal(plain[key], explicit[key])
+
+
+def test_target_domain_shapes_order_and_labels():
+    data = make_machine_sounds(
+        2, **DOMAIN, n_target_train=3, n_target_anomalous_test=1, random_state=0
+    )
+    # Per machine: 6 source + 3 target training clips; 2 + 2 source test
+    # clips and 2 normal (default: n_normal_test) + 1 anomalous target ones.
+    assert data.X_train.shape == (2 * 9, 4000)
+    assert data.X_test.shape == (2 * 7, 4000)
+    assert data.domain_train.tolist() == (["source"] * 6 + ["target"] * 3) * 2
+    assert data.domain_test.tolist() == (["source"] * 4 + ["target"] * 3) * 2
+    assert data.is_anomaly_test.tolist() == [0, 0, 1, 1, 0, 0, 1] * 2
+    assert data.machine_ids_train.tolist() == ["id_00"] * 9 + ["id_01"] * 9
+    assert data.machine_ids_test.tolist() == ["id_00"] * 7 + ["id_01"] * 7
+    # Without attributes the source is nominal and the target one condition.
+    assert set(data.attributes_train[data.domain_train == "source"]) == {
+        "spd_28V_load_1_mic_1"
+    }
+    assert set(data.attributes_test[data.domain_test == "target"]) == {
+        "spd_34V_load_3_mic_2"
+    }
+    for key in ("domain_train", "attributes_train"):
+        assert data[key].shape == data.machine_ids_train.shape
+    for key in ("domain_test", "attributes_test", "anomaly_kind_test"):
+        assert data[key].shape == data.machine_ids_test.shape
+
+
+def test_adding_a_target_domain_leaves_the_source_clips_as_they_were():
+    plain = make_machine_sounds(2, **DOMAIN, random_state=1)
+    shifted = make_machine_sounds(2, **DOMAIN, n_target_train=2, random_state=1)
+    np.testing.assert_array_equal(
+        shifted.X_train[shifted.domain_train == "source"], plain.X_train
+    )
+    np.testing.assert_array_equal(
+        shifted.X_test[shifted.domain_test == "source"], plain.X_test
+    )
+
+
+def test_all_new_options_are_reproducible():
+    kwargs = dict(
+        **DOMAIN, n_target_train=2, attributes=True, n_channels=2, random_state=9
+    )
+    a = make_machine_sounds(2, **kwargs)
+    b = make_machine_sounds(2, **kwargs)
+    for key in ("X_train", "X_test", "attributes_train", "domain_test"):
+        np.testing.assert_array_equal(a[key], b[key])
+    c = make_machine_sounds(2, **{**kwargs, "random_state": 10})
+    assert not np.array_equal(a.X_train, c.X_train)
+
+
+def test_attributes_cycle_through_six_source_conditions():
+    data = make_machine_sounds(
+        1, **{**DOMAIN, "n_normal_test": 6, "n_anomalous_test": 6},
+        attributes=True, random_state=2,
+    )  # fmt: skip
+    conditions = [
+        f"spd_{v}V_load_{load}_mic_1" for load in (1, 2) for v in (26, 28, 30)
+    ]
+    assert data.attributes_train.tolist() == conditions
+    assert set(data.domain_train) == set(data.domain_test) == {"source"}
+    # Normal and anomalous test clips cycle separately: no condition is more
+    # common among the anomalies.
+    normal = data.attributes_test[data.is_anomaly_test == 0]
+    anomalous = data.attributes_test[data.is_anomaly_test == 1]
+    assert normal.tolist() == anomalous.tolist() == conditions
+    # A clip at the nominal condition sounds as without attributes.
+    plain = make_machine_sounds(1, **DOMAIN, random_state=2)
+    np.testing.assert_array_equal(data.X_train[1], plain.X_train[1])
+    assert not np.array_equal(data.X_train[0], plain.X_train[0])
+
+
+def _mean_log_spectrum(x: np.ndarray) -> np.ndarray:
+    return _log_spectrogram(x.astype(np.float64)).mean(axis=(0, 1))
+
+
+@pytest.mark.parametrize("condition", ["speed_and_load", "microphone"])
+def test_target_clips_differ_measurably_from_source_clips(condition):
+    settings = dict(
+        n_normal_train=8,
+        n_target_train=8,
+        n_normal_test=0,
+        n_anomalous_test=0,
+        duration=0.5,
+        snr_db=12.0,
+    )
+
+    def distance(shift: float) -> float:
+        data = make_machine_sounds(1, **settings, domain_shift=shift, random_state=3)
+        source = data.X_train[data.domain_train == "source"]
+        target = data.X_train[data.domain_train == "target"]
+        if condition == "microphone":
+            # High band only: the microphone's roll-off is above 1.5 kHz.
+            return float(
+                np.mean(_mean_log_spectrum(source)[200:])
+                - np.mean(_mean_log_spectrum(target)[200:])
+            )
+        return float(
+            np.mean((_mean_log_spectrum(source) - _mean_log_spectrum(target)) ** 2)
+        )
+
+    # domain_shift=0 is the control: the target is drawn like the source.
+    if condition == "microphone":
+        # Natural-log power: 0.46 is 2 dB less above 3 kHz in the target
+        # (the roll-off outweighs the load's tilt towards the upper harmonics).
+        assert distance(1.0) - distance(0.0) > 0.46
+    else:
+        assert distance(1.0) > 3.0 * distance(0.0)
+
+
+def test_target_speed_moves_the_fundamental():
+    data = make_machine_sounds(
+        1,
+        n_normal_train=4,
+        n_target_train=4,
+        n_normal_test=0,
+        n_anomalous_test=0,
+        duration=1.0,
+        snr_db=20.0,
+        random_state=4,
+    )
+    # Harmonic comb: the spectrum's autocorrelation peaks at f0 (in bins of
+    # 1 Hz for 1-s clips). 34 V against 28 V moves it by about 21 %.
+    f0 = []
+    for domain in ("source", "target"):
+        x = data.X_train[data.domain_train == domain].astype(np.float64)
+        power = (np.abs(np.fft.rfft(x, axis=1)) ** 2).mean(axis=0)[:3000]
+        power -= power.mean()
+        ac = np.correlate(power, power, mode="full")[power.size - 1 :]
+        f0.append(15 + int(np.argmax(ac[15:80])))
+    assert f0[1] / f0[0] == pytest.approx(34 / 28, rel=0.05)
+
+
+def test_two_channels_near_is_the_mono_clip_and_far_is_quieter_and_noisier():
+    mono = make_machine_sounds(2, **DOMAIN, n_target_train=1, random_state=6)
+    stereo = make_machine_sounds(
+        2, **DOMAIN, n_target_train=1, n_channels=2, random_state=6
+    )
+    assert stereo.X_train.shape == (mono.X_train.shape[0], 2, 4000)
+    assert stereo.X_test.shape == (mono.X_test.shape[0], 2, 4000)
+    assert stereo.X_train.dtype == np.float32
+    np.testing.assert_array_equal(stereo.X_train[:, 0], mono.X_train)
+    np.testing.assert_array_equal(stereo.X_test[:, 0], mono.X_test)
+    near, far = stereo.X_train[:, 0], stereo.X_train[:, 1]
+    assert np.all(np.abs(far) <= 0.9 + 1e-6)
+    # Quieter overall, yet relatively more low-frequency noise and reverb:
+    # the far channel correlates only partly with the near one.
+    assert np.mean(far.astype(float) ** 2) < np.mean(near.astype(float) ** 2)
+    corr = [np.corrcoef(a, b)[0, 1] for a, b in zip(near, far, strict=True)]
+    assert 0.0 < np.median(corr) < 0.9
+
+
+def test_empty_test_split_with_two_channels():
+    data = make_machine_sounds(
+        1, n_normal_train=2, n_normal_test=0, n_anomalous_test=0,
+        duration=0.1, n_channels=2, random_state=0,
+    )  # fmt: skip
+    assert data.X_test.shape == (0, 2, 1600)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_target_train=-1), "n_target_train"),
+        (dict(n_target_train=1.5), "n_target_train"),
+        (dict(n_target_normal_test=2), "n_target_train >= 1"),
+        (dict(n_target_train=1, n_target_anomalous_test=-2), "n_target_anomalous"),
+        (dict(domain_shift=2.5), "domain_shift"),
+        (dict(domain_shift=float("nan")), "domain_shift"),
+        (dict(n_channels=3), "n_channels"),
+        (dict(n_channels=True), "n_channels"),
+        (dict(attributes="yes"), "attributes"),
+    ],
+)
+def test_invalid_domain_arguments_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_machine_sounds(1, n_normal_train=1, duration=0.1, **kwargs)

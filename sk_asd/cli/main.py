@@ -354,8 +354,12 @@ def _add_evaluate(sub: Any, common: argparse.ArgumentParser) -> None:
             "machine type and print the DCASE table: for DCASE 2020 names, AUC "
             "and pAUC per machine ID with their mean and mAUC; for DCASE 2021 and "
             "later names, per section and domain with harmonic means under the "
-            "rules of --year. Clips the model was trained on, as recorded in the "
-            "model file, are left out."
+            "rules of --year; from 2022 laid out as the organisers' evaluator "
+            "does (AUC source, AUC target, pAUC per section; harmonic means; the "
+            "official score). Evaluation data with anonymous test names "
+            "(section_00_0000.wav) takes its labels and domains from the "
+            "organisers' ground-truth files (--labels, --domains). Clips the "
+            "model was trained on, as recorded in the model file, are left out."
         ),
     )
     p.add_argument("model", metavar="MODEL", help=f"model file ({MODEL_SUFFIX})")
@@ -386,6 +390,28 @@ def _add_evaluate(sub: Any, common: argparse.ArgumentParser) -> None:
         help=(
             "DCASE year whose rules apply to 2021+ file names (default: 2023); "
             "when given, file names must follow that year's naming scheme"
+        ),
+    )
+    p.add_argument(
+        "--labels",
+        metavar="FILE",
+        action="append",
+        help=(
+            "ground-truth CSV for test clips whose names carry no label: rows "
+            "filename,label[,domain] (label 0 normal, 1 anomalous; domain "
+            "source/target or 0/1), the organisers' ground_truth_data files "
+            "(filename,label) or their ground_truth_attributes files (filename,"
+            "full name); repeat for several sections"
+        ),
+    )
+    p.add_argument(
+        "--domains",
+        metavar="FILE",
+        action="append",
+        help=(
+            "the organisers' ground_truth_domain CSV (rows filename,domain with "
+            "0 source, 1 target) for test clips whose names carry no domain; "
+            "repeat for several sections"
         ),
     )
     p.add_argument(
@@ -943,7 +969,7 @@ def _training_filter(
 
 
 def _cmd_evaluate(args: argparse.Namespace, report: _Reporter) -> int:
-    from sk_asd.metrics import dcase2020_table, dcase2021_table
+    from sk_asd.metrics import dcase2020_table, dcase2021_table, official_layout
 
     if args.plot is not None:
         _require_matplotlib()
@@ -970,8 +996,20 @@ def _cmd_evaluate(args: argparse.Namespace, report: _Reporter) -> int:
         )
     data_dir = Path(args.data_dir)
     data = load_dcase(
-        data_dir, machine_type, split=args.split, year=args.year, return_paths=True
+        data_dir,
+        machine_type,
+        split=args.split,
+        year=args.year,
+        return_paths=True,
+        labels=args.labels,
+        domains=args.domains,
     )
+    unused = data.get("unused_ground_truth") or []
+    if unused:
+        report.info(
+            f"{len(unused)} row(s) of the ground truth name no clip of this "
+            f"folder (e.g. {unused[0]}); other sections or machine types"
+        )
     keep = np.asarray(data.is_anomaly) >= 0
     n_unlabelled = int(np.sum(~keep))
     if n_unlabelled:
@@ -991,9 +1029,16 @@ def _cmd_evaluate(args: argparse.Namespace, report: _Reporter) -> int:
         keep &= ~trained
         report.info(f"excluded {n_excluded} clip(s) the model was trained on")
     if not keep.any():
+        hint = (
+            f"; {n_unlabelled} clip(s) have no normal/anomaly label in their names: "
+            "pass the ground truth with --labels FILE"
+            if n_unlabelled
+            else ""
+        )
         raise ValueError(
             f"No labelled clips left to evaluate in the {args.split} split of "
-            f"'{data_dir / machine_type}' ({n_excluded} excluded as training clips)."
+            f"'{data_dir / machine_type}' ({n_excluded} excluded as training "
+            f"clips){hint}."
         )
     selected = np.flatnonzero(keep)
     paths = [data.paths[i] for i in selected]
@@ -1023,16 +1068,26 @@ def _cmd_evaluate(args: argparse.Namespace, report: _Reporter) -> int:
         )
     labels = np.asarray(data.is_anomaly)[rows]
     types = [machine_type] * len(rows)
+    year = 2023 if args.year is None else args.year
     if data.scheme == "2020":
         table = dcase2020_table(labels, anomaly, types, name_ids)
     else:
-        year = 2023 if args.year is None else args.year
+        domains = list(np.asarray(data.domain)[rows])
+        no_domain = [p for p, d in zip(batch.paths, domains, strict=True) if d is None]
+        if no_domain:
+            raise ValueError(
+                f"{len(no_domain)} clip(s) have no domain in their names (e.g. "
+                f"{Path(no_domain[0]).name}), which the 2021+ scores need; pass "
+                "--labels with a domain column (filename,label,domain), the "
+                "organisers' ground_truth_attributes file, or --domains with "
+                "their ground_truth_domain file."
+            )
         table = dcase2021_table(
             labels,
             anomaly,
             types,
             [str(s) for s in np.asarray(data.section)[rows]],
-            list(np.asarray(data.domain)[rows]),
+            domains,
             year=year,
         )
     n_anomalous = int(np.sum(labels == 1))
@@ -1040,7 +1095,11 @@ def _cmd_evaluate(args: argparse.Namespace, report: _Reporter) -> int:
         f"evaluated {len(rows)} clip(s): {len(rows) - n_anomalous} normal, "
         f"{n_anomalous} anomalous"
     )
-    print(table)
+    if data.scheme != "2020" and year >= 2022:
+        print(official_layout(table))
+        print(f"official score: {100.0 * table['score']:.2f}")
+    else:
+        print(table)
 
     if args.csv is not None:
         header = [*table.key_names, *table.columns]

@@ -59,6 +59,35 @@ _RUBBING_LEVEL = 0.3  # RMS of the noise inside one friction burst
 _RUBBING_RATE = 1.75  # expected bursts per second (at least one per clip)
 _RUBBING_DURATION = (0.02, 0.1)  # seconds
 
+# Operating conditions (``attributes`` and the target domain). The speed is
+# set by the motor supply: a clip at ``volts`` runs at volts / 28 times the
+# machine's nominal rotation frequency, as the toy cars of DCASE's ToyADMOS2
+# are labelled by their supply voltage (``spd_28V``).
+_NOMINAL_VOLTS = 28.0
+# Source-domain conditions cycled through with ``attributes=True``: three
+# speeds (about +-7 %) times two loads.
+_SOURCE_VOLTS = (26.0, 28.0, 30.0)
+_SOURCE_LOADS = (1.0, 2.0)
+# At ``domain_shift=1`` the target runs 6 V faster (about +21 %) under load 3.
+_TARGET_VOLTS_STEP = 6.0
+_TARGET_LOAD_STEP = 2.0
+# Log-slope of the harmonic envelope per load step: a loaded machine puts
+# more of its (unchanged) harmonic power into the upper harmonics.
+_LOAD_TILT = 0.12
+# Target microphone (mic 2) at ``domain_shift=1``: a first-order roll-off
+# above this corner (Hz), and extra pink noise of this RMS relative to the
+# machine's, i.e. a lower SNR.
+_MIC2_CORNER = 1500.0
+_MIC2_NOISE = 0.35
+# Far microphone of ``n_channels=2``: direct sound attenuated by this factor
+# and delayed, a room reverberation tail with this decay time (s), and extra
+# room noise of this RMS relative to the machine's.
+_FAR_GAIN = 0.5
+_FAR_DELAY = 0.004
+_FAR_RT60 = 0.3
+_FAR_REVERB = 0.6  # RMS of the reverberant part relative to the direct part
+_FAR_NOISE = 0.25
+
 
 @dataclass(frozen=True)
 class _Factory:
@@ -88,6 +117,35 @@ class _Machine:
     bearing_tau: float  # decay time of that ringing (s)
 
 
+@dataclass(frozen=True)
+class _Condition:
+    """Operating condition of a clip: speed, load and microphone."""
+
+    volts: float  # motor supply; speed factor volts / _NOMINAL_VOLTS
+    load: float  # 1 is the nominal load
+    mic: int  # 1 the source microphone, 2 the target one
+    mic_strength: float = 0.0  # how far mic 2 differs (domain_shift)
+
+    @property
+    def label(self) -> str:
+        """DCASE-style attribute text, e.g. ``"spd_28V_load_1_mic_1"``."""
+        return f"spd_{self.volts:g}V_load_{self.load:g}_mic_{self.mic}"
+
+    @property
+    def speed(self) -> float:
+        """Rotation speed relative to the machine's nominal one."""
+        return self.volts / _NOMINAL_VOLTS
+
+    @property
+    def nominal(self) -> bool:
+        """True when the clip sounds exactly as without conditions."""
+        return (
+            self.volts == _NOMINAL_VOLTS
+            and self.load == 1.0
+            and (self.mic == 1 or self.mic_strength == 0.0)
+        )
+
+
 def make_machine_sounds(
     n_machines: int = 4,
     *,
@@ -102,6 +160,12 @@ def make_machine_sounds(
     machine_spread: float = 1.0,
     speed_variation: float = 0.0,
     interference: float = 0.0,
+    attributes: bool = False,
+    n_target_train: int = 0,
+    n_target_normal_test: int | None = None,
+    n_target_anomalous_test: int | None = None,
+    domain_shift: float = 1.0,
+    n_channels: int = 1,
     random_state: int | np.random.RandomState | None = None,
 ) -> Bunch:
     """Generate synthetic machine sounds with labelled anomalies.
@@ -198,6 +262,48 @@ def make_machine_sounds(
         are not anomalies of the machine, so a detector must learn to ignore
         them, as on a real shop floor.  0 (default) leaves every clip exactly
         as without this option.
+    attributes : bool, default=False
+        If True, the source-domain clips run under six operating conditions
+        instead of one, cycled clip by clip: three speeds (motor supply 26,
+        28 or 30 V; the rotation frequency scales with the voltage, so every
+        harmonic moves by about 7 % per step) times two loads (load 2 tilts
+        the harmonic envelope towards the upper harmonics at unchanged
+        power). Each clip's condition is returned as an attribute label in
+        the DCASE file-name style, ``"spd_28V_load_1_mic_1"``, ready to serve
+        as the auxiliary class of a detector trained on machine x attribute
+        classes. False (default) records every source clip at the nominal
+        condition ``"spd_28V_load_1_mic_1"``, which sounds exactly as without
+        this option.
+    n_target_train : int, default=0
+        Normal training clips per machine recorded in the *target* domain,
+        under a condition never seen in the source domain (DCASE 2022 and
+        later ship about ten per section). The target condition is the same
+        for all machines: a faster speed (``spd_34V`` at ``domain_shift=1``,
+        +21 %: every harmonic moves), a heavier load (``load_3``: the
+        harmonic envelope tilts) and another microphone (``mic_2``: a
+        first-order roll-off above 1.5 kHz and extra pink noise, i.e. a few
+        dB less SNR). 0 (default) makes no target domain. Source clips are
+        the same with and without a target domain.
+    n_target_normal_test, n_target_anomalous_test : int, optional
+        Normal and anomalous target-domain test clips per machine; by default
+        ``n_normal_test`` and ``n_anomalous_test`` when ``n_target_train > 0``
+        (the DCASE test sets are balanced between the domains), else 0.
+        Giving either without ``n_target_train`` is an error.
+    domain_shift : float, default=1.0
+        Size of the difference between the target condition and the nominal
+        source one, in [0, 2]: the speed step (6 V per unit), the load step
+        (2 per unit) and the strength of the microphone's roll-off and noise
+        all scale with it. At 0 the target clips are drawn from the nominal
+        source distribution (a control); the attribute labels say which
+        condition was used.
+    n_channels : {1, 2}, default=1
+        1 gives one microphone, ``X`` of shape ``(n_clips, n_samples)``. 2
+        simulates a near and a far microphone (the DCASE 2026 stereo
+        setting), ``X`` of shape ``(n_clips, 2, n_samples)``: channel 0 is
+        the near microphone, exactly the clip that ``n_channels=1`` gives;
+        channel 1 the far one, with the direct sound halved and delayed by
+        4 ms, a room reverberation tail (0.3 s decay, the room fixed per
+        machine) and extra room noise, so its SNR is several dB lower.
     random_state : int, RandomState instance or None, default=None
         Controls everything: the factory, the machine identities, every clip
         and every anomaly. The same value gives bit-identical output; another
@@ -206,7 +312,10 @@ def make_machine_sounds(
         ``anomaly_kinds`` or ``anomaly_strength`` (and machine ``m`` is the
         same for any ``n_machines > m``); training clips do not depend on the
         test settings, and changing ``anomaly_strength`` changes only the
-        added fault, not the healthy sound underneath it.
+        added fault, not the healthy sound underneath it. The target domain,
+        the attributes and the far microphone draw from their own streams:
+        with their defaults every output is bit-identical to that of a call
+        without them.
 
     Returns
     -------
@@ -214,18 +323,34 @@ def make_machine_sounds(
         Dictionary-like object with the attributes:
 
         X_train : ndarray of shape (n_machines * n_normal_train, n_samples)
-            Normal training waveforms, float32, grouped by machine.
+            Normal training waveforms, float32, grouped by machine (source
+            clips first, then the ``n_target_train`` target clips of each
+            machine). With ``n_channels=2`` the shape is ``(n_train, 2,
+            n_samples)``.
         machine_ids_train : ndarray of str of shape (n_train,)
             Machine ID of each training clip, such as ``"id_00"``.
         X_test : ndarray of shape \
 (n_machines * (n_normal_test + n_anomalous_test), n_samples)
-            Test waveforms, float32, grouped by machine, normal clips first.
+            Test waveforms, float32, grouped by machine, normal clips first;
+            with a target domain, each machine's source normal and anomalous
+            clips come before its target normal and anomalous clips, and the
+            first dimension grows accordingly. ``(n_test, 2, n_samples)``
+            with ``n_channels=2``.
         machine_ids_test : ndarray of str of shape (n_test,)
             Machine ID of each test clip.
         is_anomaly_test : ndarray of int of shape (n_test,)
             1 for anomalous clips and 0 for normal ones (DCASE convention).
         anomaly_kind_test : ndarray of str of shape (n_test,)
             ``"normal"`` or the kind of anomaly of each test clip.
+        domain_train, domain_test : ndarray of str of shape (n_train,) \
+and (n_test,)
+            ``"source"`` or ``"target"`` for each clip. Only present when
+            ``attributes=True`` or ``n_target_train > 0``.
+        attributes_train, attributes_test : ndarray of str of shape \
+(n_train,) and (n_test,)
+            The operating condition of each clip as DCASE-style attribute
+            text, ``"spd_<V>V_load_<L>_mic_<M>"``. Only present when
+            ``attributes=True`` or ``n_target_train > 0``.
         machine_ids : ndarray of str of shape (n_machines,)
             Sorted unique machine IDs.
         sample_rate : int
@@ -258,6 +383,20 @@ def make_machine_sounds(
     ['id_00', 'id_01']
     >>> data.is_anomaly_test.tolist()
     [0, 0, 1, 1, 0, 0, 1, 1]
+
+    A target domain with a few training clips, and attribute labels:
+
+    >>> shifted = make_machine_sounds(1, n_normal_train=3, n_target_train=1,
+    ...                               n_normal_test=1, n_anomalous_test=1,
+    ...                               attributes=True, duration=0.5,
+    ...                               random_state=0)
+    >>> shifted.domain_train.tolist()
+    ['source', 'source', 'source', 'target']
+    >>> shifted.attributes_train.tolist()
+    ['spd_26V_load_1_mic_1', 'spd_28V_load_1_mic_1', \
+'spd_30V_load_1_mic_1', 'spd_34V_load_3_mic_2']
+    >>> shifted.domain_test.tolist(), shifted.is_anomaly_test.tolist()
+    (['source', 'source', 'target', 'target'], [0, 1, 0, 1])
     """
     kinds = _check_arguments(
         n_machines=n_machines,
@@ -282,6 +421,17 @@ def make_machine_sounds(
         raise ValueError(
             f"interference must be a number in [0, 10], got {interference!r}."
         )
+    n_target_normal_test, n_target_anomalous_test = _check_domain_arguments(
+        attributes=attributes,
+        n_target_train=n_target_train,
+        n_target_normal_test=n_target_normal_test,
+        n_target_anomalous_test=n_target_anomalous_test,
+        domain_shift=domain_shift,
+        n_channels=n_channels,
+        n_normal_test=n_normal_test,
+        n_anomalous_test=n_anomalous_test,
+    )
+    with_domains = bool(attributes) or n_target_train > 0
     snr_range = (
         (float(snr_db), float(snr_db))
         if isinstance(snr_db, Real)
@@ -321,58 +471,167 @@ def make_machine_sounds(
     width = max(2, len(str(n_machines - 1)))
     ids = [f"id_{m:0{width}d}" for m in range(n_machines)]
 
-    x_train, x_test, test_kinds = [], [], []
+    source_conditions = (
+        [
+            _Condition(volts=v, load=load, mic=1)
+            for load in _SOURCE_LOADS
+            for v in _SOURCE_VOLTS
+        ]
+        if attributes
+        else [_Condition(volts=_NOMINAL_VOLTS, load=1.0, mic=1)]
+    )
+    shift = float(domain_shift)
+    target_condition = _Condition(
+        volts=round(_NOMINAL_VOLTS + _TARGET_VOLTS_STEP * shift, 1),
+        load=round(1.0 + _TARGET_LOAD_STEP * shift, 2),
+        mic=2,
+        mic_strength=shift,
+    )
+
+    def conditions_for(
+        domain: str, n_normal: int, n_anomalous: int = 0
+    ) -> list[_Condition]:
+        if domain == "target":
+            return [target_condition] * (n_normal + n_anomalous)
+        # Normal and anomalous clips cycle through the conditions separately,
+        # so that no condition is more common among the anomalies.
+        cycle = source_conditions
+        return [cycle[j % len(cycle)] for j in range(n_normal)] + [
+            cycle[j % len(cycle)] for j in range(n_anomalous)
+        ]
+
+    def record(
+        key: int,
+        m: int,
+        machine: _Machine,
+        kinds_: list[str],
+        fault_rngs: list[np.random.Generator | None],
+        conds: list[_Condition],
+        strength: float,
+        foreign_key: int,
+        speed_key: int,
+    ) -> np.ndarray:
+        """Render, add foreign sounds and apply the recording conditions."""
+        gains = None
+        speed = speeds(speed_key, m, len(kinds_))
+        if not all(c.nominal for c in conds):
+            speed = speed * np.array([c.speed for c in conds])
+            gains = _condition_gains(machine, conds, speed, sample_rate)
+        clips = foreign(
+            foreign_key,
+            m,
+            _render(
+                machine,
+                factory,
+                kinds_,
+                rng=stream(key, m),
+                fault_rngs=fault_rngs,
+                speed_factors=speed,
+                strength=strength,
+                snr_range=snr_range,
+                n_samples=n_samples,
+                sample_rate=sample_rate,
+                harmonic_gains=gains,
+            ),
+        )
+        mic2 = [j for j, c in enumerate(conds) if c.mic == 2 and c.mic_strength > 0]
+        if mic2:
+            # Own stream (key 17 + the clip set's key), so the microphone's
+            # noise does not depend on anything else drawn.
+            clips[mic2] = _second_microphone(
+                stream(17, key, m),
+                clips[mic2],
+                machine,
+                strength=target_condition.mic_strength,
+                sample_rate=sample_rate,
+            )
+        return clips
+
+    width = max(2, len(str(n_machines - 1)))
+    ids = [f"id_{m:0{width}d}" for m in range(n_machines)]
+
+    # Per machine, the clip sets in output order: (domain, split, clips).
+    x_train: list[np.ndarray] = []
+    x_test: list[np.ndarray] = []
+    test_kinds: list[str] = []
+    ids_train: list[str] = []
+    ids_test: list[str] = []
+    domain_train: list[str] = []
+    domain_test: list[str] = []
+    attrs_train: list[str] = []
+    attrs_test: list[str] = []
     for m in range(n_machines):
         machine = _draw_machine(
             stream(1, m), factory, m, sample_rate, spread=float(machine_spread)
         )
-        x_train.append(
-            foreign(
-                8,
+        # The room of the far microphone is fixed per machine (its place on
+        # the floor), drawn from its own stream.
+        room = _room_response(stream(18, m), sample_rate) if n_channels == 2 else None
+        # Keys: render stream, fault streams, speed jitter, foreign sounds.
+        train_sets = [("source", n_normal_train, 2, 5, 8)]
+        if n_target_train:
+            train_sets.append(("target", n_target_train, 11, 14, 15))
+        for domain, n, key, speed_key, foreign_key in train_sets:
+            conds = conditions_for(domain, n)
+            clips = record(
+                key,
                 m,
-                _render(
-                    machine,
-                    factory,
-                    ["normal"] * n_normal_train,
-                    rng=stream(2, m),
-                    fault_rngs=[None] * n_normal_train,
-                    speed_factors=speeds(5, m, n_normal_train),
-                    strength=0.0,
-                    snr_range=snr_range,
-                    n_samples=n_samples,
-                    sample_rate=sample_rate,
-                ),
+                machine,
+                ["normal"] * n,
+                [None] * n,
+                conds,
+                0.0,
+                foreign_key,
+                speed_key,
             )
-        )
-        first = m * n_anomalous_test
-        clip_kinds = ["normal"] * n_normal_test + [
-            kinds[(first + j) % len(kinds)] for j in range(n_anomalous_test)
-        ]
-        x_test.append(
-            foreign(
-                9,
+            if room is not None:
+                clips = _far_microphone(stream(19, key, m), clips, room, machine)
+            x_train.append(clips)
+            ids_train += [ids[m]] * n
+            domain_train += [domain] * n
+            attrs_train += [c.label for c in conds]
+
+        test_sets = [("source", n_normal_test, n_anomalous_test, 3, 4, 6, 9)]
+        if n_target_normal_test or n_target_anomalous_test:
+            test_sets.append(
+                (
+                    "target",
+                    n_target_normal_test,
+                    n_target_anomalous_test,
+                    12,
+                    13,
+                    16,
+                    20,
+                )
+            )
+        for domain, n_norm, n_anom, key, fault_key, speed_key, foreign_key in test_sets:
+            first = m * n_anom
+            clip_kinds = ["normal"] * n_norm + [
+                kinds[(first + j) % len(kinds)] for j in range(n_anom)
+            ]
+            conds = conditions_for(domain, n_norm, n_anom)
+            clips = record(
+                key,
                 m,
-                _render(
-                    machine,
-                    factory,
-                    clip_kinds,
-                    rng=stream(3, m),
-                    # Each anomalous clip gets its own stream so that its fault
-                    # does not depend on the kinds or number of the other clips.
-                    fault_rngs=[None] * n_normal_test
-                    + [stream(4, m, j) for j in range(n_anomalous_test)],
-                    speed_factors=speeds(6, m, len(clip_kinds)),
-                    strength=float(anomaly_strength),
-                    snr_range=snr_range,
-                    n_samples=n_samples,
-                    sample_rate=sample_rate,
-                ),
+                machine,
+                clip_kinds,
+                # Each anomalous clip gets its own stream so that its fault
+                # does not depend on the kinds or number of the other clips.
+                [None] * n_norm + [stream(fault_key, m, j) for j in range(n_anom)],
+                conds,
+                float(anomaly_strength),
+                foreign_key,
+                speed_key,
             )
-        )
-        test_kinds.extend(clip_kinds)
+            if room is not None:
+                clips = _far_microphone(stream(19, key, m), clips, room, machine)
+            x_test.append(clips)
+            test_kinds.extend(clip_kinds)
+            ids_test += [ids[m]] * len(clip_kinds)
+            domain_test += [domain] * len(clip_kinds)
+            attrs_test += [c.label for c in conds]
 
     anomaly_kind_test = np.asarray(test_kinds, dtype=str)
-    n_test_per_machine = n_normal_test + n_anomalous_test
     descr = (
         "Synthetic machine sounds (sk_asd.datasets.make_machine_sounds)\n"
         f"{n_machines} rotating machines of one type recorded on a shared "
@@ -383,16 +642,39 @@ def make_machine_sounds(
         f"SNR {snr_range[0]:g}-{snr_range[1]:g} dB"
         + (f"; foreign hum and knocks at {interference:g}" if interference else "")
         + ").\n"
-        "Labels follow the DCASE convention: is_anomaly_test == 1 marks an "
+        + (
+            f"Source conditions: {', '.join(c.label for c in source_conditions)}"
+            f". Target domain ({target_condition.label}): {n_target_train} "
+            f"normal training clips, {n_target_normal_test} normal and "
+            f"{n_target_anomalous_test} anomalous test clips per machine.\n"
+            if with_domains
+            else ""
+        )
+        + (
+            "Two channels: a near microphone (0) and a far one (1).\n"
+            if n_channels == 2
+            else ""
+        )
+        + "Labels follow the DCASE convention: is_anomaly_test == 1 marks an "
         "anomalous clip."
     )
+    extra: dict[str, np.ndarray] = {}
+    if with_domains:
+        extra = dict(
+            domain_train=np.asarray(domain_train, dtype=str),
+            domain_test=np.asarray(domain_test, dtype=str),
+            attributes_train=np.asarray(attrs_train, dtype=str),
+            attributes_test=np.asarray(attrs_test, dtype=str),
+        )
     return Bunch(
         X_train=np.concatenate(x_train, axis=0),
-        machine_ids_train=np.repeat(np.asarray(ids, dtype=str), n_normal_train),
+        # The dtype of the ID list itself, so that empty sets keep it too.
+        machine_ids_train=np.asarray(ids_train, dtype=np.asarray(ids).dtype),
         X_test=np.concatenate(x_test, axis=0),
-        machine_ids_test=np.repeat(np.asarray(ids, dtype=str), n_test_per_machine),
+        machine_ids_test=np.asarray(ids_test, dtype=np.asarray(ids).dtype),
         is_anomaly_test=(anomaly_kind_test != "normal").astype(int),
         anomaly_kind_test=anomaly_kind_test,
+        **extra,
         machine_ids=np.asarray(ids, dtype=str),
         sample_rate=int(sample_rate),
         DESCR=descr,
@@ -482,6 +764,183 @@ def _check_arguments(
             f"Unknown anomaly kind(s) {unknown}; valid kinds are {ANOMALY_KINDS}."
         )
     return kinds
+
+
+def _check_domain_arguments(
+    *,
+    attributes: object,
+    n_target_train: object,
+    n_target_normal_test: object,
+    n_target_anomalous_test: object,
+    domain_shift: object,
+    n_channels: object,
+    n_normal_test: int,
+    n_anomalous_test: int,
+) -> tuple[int, int]:
+    """Validate the domain, attribute and channel arguments.
+
+    Returns
+    -------
+    n_target_normal_test, n_target_anomalous_test : int
+        The target test counts, defaults resolved.
+    """
+    if not isinstance(attributes, bool | np.bool_):
+        raise ValueError(f"attributes must be True or False, got {attributes!r}.")
+    counts = {}
+    for name, value in (
+        ("n_target_train", n_target_train),
+        ("n_target_normal_test", n_target_normal_test),
+        ("n_target_anomalous_test", n_target_anomalous_test),
+    ):
+        if value is None and name != "n_target_train":
+            counts[name] = None
+            continue
+        if not isinstance(value, Integral) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}.")
+        counts[name] = int(value)
+    n_train = counts["n_target_train"]
+    if not n_train and any(
+        counts[k] for k in ("n_target_normal_test", "n_target_anomalous_test")
+    ):
+        # Target test clips without target training clips would be a domain
+        # the detector never heard, which DCASE never does; refuse rather
+        # than silently return clips a user may think are source ones.
+        raise ValueError(
+            "n_target_normal_test and n_target_anomalous_test need a target "
+            "domain; pass n_target_train >= 1 (e.g. 10) as well."
+        )
+    n_normal = counts["n_target_normal_test"]
+    n_anomalous = counts["n_target_anomalous_test"]
+    if n_normal is None:
+        n_normal = n_normal_test if n_train else 0
+    if n_anomalous is None:
+        n_anomalous = n_anomalous_test if n_train else 0
+    if not (_is_finite_real(domain_shift) and 0.0 <= domain_shift <= 2.0):
+        raise ValueError(
+            f"domain_shift must be a number in [0, 2], got {domain_shift!r}."
+        )
+    if n_channels not in (1, 2) or isinstance(n_channels, bool):
+        raise ValueError(
+            f"n_channels must be 1 (one microphone) or 2 (near and far "
+            f"microphones), got {n_channels!r}."
+        )
+    return n_normal, n_anomalous
+
+
+def _condition_gains(
+    machine: _Machine,
+    conds: list[_Condition],
+    speed: np.ndarray,
+    sample_rate: int,
+) -> np.ndarray:
+    """Harmonic amplitude factors of each clip's operating condition.
+
+    A load tilts the envelope by ``k ** (_LOAD_TILT * (load - 1))`` at
+    unchanged harmonic power (the level is set by the machine, the SNR by the
+    room). Harmonics that a faster speed would push above 0.4 times the
+    sample rate are silenced, so nothing aliases.
+    """
+    n_h = machine.amplitudes.size
+    k = np.arange(1, n_h + 1)
+    tilt = np.array([_LOAD_TILT * (c.load - 1.0) for c in conds])
+    gains = k[None, :] ** tilt[:, None]
+    power = machine.amplitudes**2
+    gains /= np.sqrt((gains**2 @ power) / np.sum(power))[:, None]
+    # 1 % headroom over the clip's own speed covers the natural jitter.
+    top = k[None, :] * machine.f0 * speed[:, None] * 1.01
+    gains[top >= _MAX_FREQ_FRACTION * sample_rate] = 0.0
+    return gains
+
+
+def _limit_peak(clips: np.ndarray) -> np.ndarray:
+    """Scale clips whose peak exceeds the limit down to it (in place)."""
+    if clips.size:
+        peak = np.max(np.abs(clips), axis=-1, keepdims=True)
+        if clips.ndim == 3:
+            # One factor per clip, the same on both microphones.
+            peak = np.max(peak, axis=1, keepdims=True)
+        clips *= np.minimum(1.0, _PEAK_LIMIT / np.maximum(peak, 1e-12))
+    return clips
+
+
+def _second_microphone(
+    rng: np.random.Generator,
+    clips: np.ndarray,
+    machine: _Machine,
+    *,
+    strength: float,
+    sample_rate: int,
+) -> np.ndarray:
+    """Record ``clips`` with the target microphone (``mic_2``).
+
+    Another microphone at another place hears the same sound through another
+    frequency response and closer to other noise sources: a first-order
+    roll-off above ``_MIC2_CORNER`` (its order scaled by ``strength``, at
+    unchanged overall level) and extra pink noise.
+    """
+    n_clips, n_samples = clips.shape
+    freqs = np.fft.rfftfreq(n_samples, 1.0 / sample_rate)
+    response = (1.0 + (freqs / _MIC2_CORNER) ** 2) ** (-0.5 * strength)
+    spectrum = np.fft.rfft(clips.astype(np.float64), axis=-1)
+    power_before = np.sum(np.abs(spectrum) ** 2, axis=-1)
+    spectrum *= response
+    power_after = np.sum(np.abs(spectrum) ** 2, axis=-1)
+    spectrum *= np.sqrt(power_before / np.maximum(power_after, 1e-30))[:, None]
+    out = np.fft.irfft(spectrum, n=n_samples, axis=-1)
+    pink = 100.0 / np.sqrt(freqs**2 + 20.0**2) + _WHITE_FLOOR
+    level = strength * _MIC2_NOISE * machine.rms
+    out += (
+        _gaussian_noise(rng, n_samples, np.tile(pink / pink.mean(), (n_clips, 1)))
+        * level
+    )
+    return _limit_peak(out).astype(np.float32)
+
+
+def _room_response(rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+    """Impulse response from a machine to the far microphone.
+
+    A delayed, attenuated direct path plus an exponentially decaying noise
+    tail (a diffuse reverberant field), normalised so that the tail carries
+    ``_FAR_REVERB`` times the energy-RMS of the direct path.
+    """
+    delay = int(round(_FAR_DELAY * sample_rate))
+    n_tail = int(round(_FAR_RT60 * sample_rate))
+    t = np.arange(n_tail) / sample_rate
+    # RT60: the energy falls by 60 dB, the amplitude by 10**-3, in _FAR_RT60.
+    tail = rng.standard_normal(n_tail) * 10.0 ** (-3.0 * t / _FAR_RT60)
+    tail *= _FAR_REVERB / max(float(np.sqrt(np.sum(tail**2))), 1e-12)
+    response = np.zeros(delay + 1 + n_tail)
+    response[delay] = 1.0
+    response[delay + 1 :] = tail
+    return _FAR_GAIN * response
+
+
+def _far_microphone(
+    rng: np.random.Generator,
+    near: np.ndarray,
+    room: np.ndarray,
+    machine: _Machine,
+) -> np.ndarray:
+    """Stack the near clips with their far-microphone recording.
+
+    Returns an array of shape ``(n_clips, 2, n_samples)``: channel 0 is
+    ``near`` unchanged, channel 1 the clips through ``room`` plus extra room
+    noise (pink), i.e. a lower SNR and a smeared time structure.
+    """
+    from scipy.signal import fftconvolve
+
+    n_clips, n_samples = near.shape
+    if n_clips == 0:
+        return np.zeros((0, 2, n_samples), dtype=np.float32)
+    far = fftconvolve(near.astype(np.float64), room[None, :], axes=-1)[:, :n_samples]
+    freqs = np.fft.rfftfreq(n_samples)
+    pink = 1.0 / np.sqrt(freqs**2 + 1e-6) + 1.0
+    noise = _gaussian_noise(rng, n_samples, np.tile(pink / pink.mean(), (n_clips, 1)))
+    far += _FAR_NOISE * machine.rms * noise
+    # Only the far channel can exceed the limit (the near one already obeys
+    # it), and scaling the near one would break "channel 0 = mono".
+    _limit_peak(far)
+    return np.stack([near, far.astype(np.float32)], axis=1)
 
 
 def _is_finite_real(value: object) -> bool:
@@ -641,6 +1100,7 @@ def _render(
     snr_range: tuple[float, float],
     n_samples: int,
     sample_rate: int,
+    harmonic_gains: np.ndarray | None = None,
 ) -> np.ndarray:
     """Render the clips of one machine, one per entry of ``kinds``.
 
@@ -662,6 +1122,9 @@ def _render(
         Range of the machine-to-background ratio in dB.
     n_samples, sample_rate : int
         Clip length and sample rate.
+    harmonic_gains : ndarray of shape (len(kinds), n_harmonics), optional
+        Factors on each clip's harmonic amplitudes (operating conditions);
+        None leaves them, and the rendering, exactly as without.
 
     Returns
     -------
@@ -683,6 +1146,8 @@ def _render(
     amp = machine.amplitudes * np.exp(
         _HARMONIC_AMP_JITTER * rng.standard_normal((n_clips, n_h))
     )
+    if harmonic_gains is not None:
+        amp *= harmonic_gains
     phase = machine.phases + _HARMONIC_PHASE_JITTER * rng.standard_normal(
         (n_clips, n_h)
     )

@@ -9,7 +9,12 @@ turns audio files of any layout that libsndfile understands (WAV, FLAC, OGG,
    float files keep their values. No normalisation, no DC removal.
 2. **Channels.** A multichannel file is reduced to one channel by the
    ``channel`` rule: ``"mean"`` averages all channels, an integer picks one
-   channel (Python indexing, so ``-1`` is the last channel).
+   channel (Python indexing, so ``-1`` is the last channel). ``"each"``
+   keeps every channel: :func:`load_audio` returns ``(n_channels,
+   n_samples)`` and :func:`load_audios` makes each channel its own clip,
+   with ``AudioBatch.indices`` and ``AudioBatch.channels`` mapping every row
+   back to its file and channel (for near/far or array microphones whose
+   scores are combined per file afterwards).
 3. **Sample rate.** A file at another rate is resampled to ``sample_rate`` with
    :func:`scipy.signal.resample_poly`, using the exact rational factor
    ``sample_rate / file_rate`` reduced by their greatest common divisor.
@@ -54,7 +59,7 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
-Channel = Literal["mean"] | int
+Channel = Literal["mean", "each"] | int
 LengthRule = Literal["pad", "crop", "list"]
 
 _LENGTH_RULES = ("pad", "crop", "list")
@@ -225,6 +230,8 @@ class AudioBatch:
         Sample rate of ``waves`` in Hz.
     skipped : list of SkippedFile, default=[]
         Files that could not be loaded.
+    channels : numpy.ndarray of int or None, default=None
+        Channel of each clip in its file, with ``channel="each"``.
 
     Attributes
     ----------
@@ -245,6 +252,10 @@ class AudioBatch:
     skipped : list of SkippedFile
         Files left out because they could not be loaded (only ever non-empty
         with ``skip_bad=True``).
+    channels : numpy.ndarray of int or None
+        With ``channel="each"``, the channel each row holds (0 for a mono
+        file); a file of ``C`` channels gives ``C`` consecutive rows with
+        the same ``paths`` and ``indices`` entry. None for the other rules.
 
     Examples
     --------
@@ -265,6 +276,7 @@ class AudioBatch:
     lengths: np.ndarray
     sample_rate: int
     skipped: list[SkippedFile] = field(default_factory=list)
+    channels: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -282,11 +294,11 @@ def _check_sample_rate(sample_rate: int) -> int:
 
 def _check_channel(channel: Channel) -> Channel:
     # bool is an int subclass; channel=True almost certainly is a mistake.
-    if channel == "mean":
+    if isinstance(channel, str) and channel in ("mean", "each"):
         return channel
     if isinstance(channel, int | np.integer) and not isinstance(channel, bool):
         return int(channel)
-    raise ValueError(f"channel must be 'mean' or an int index, got {channel!r}")
+    raise ValueError(f"channel must be 'mean', 'each' or an int index, got {channel!r}")
 
 
 def _wav_truncation(path: Path) -> str | None:
@@ -457,6 +469,8 @@ def _read_float(
 ) -> tuple[np.ndarray, int, int]:
     """Read a file as a float64 mono ``(n,)`` wave, its rate and its frames.
 
+    With ``channel="each"`` the wave is ``(n, n_channels)`` instead.
+
     ``frames_for`` (output samples at ``sample_rate``, see ``_read_mono``)
     limits decoding to the frames that matter; the frame count returned is
     the whole file's.
@@ -470,7 +484,7 @@ def _read_float(
             is_wav = fh.format == "WAV"
             n_frames = int(fh.frames)
             n_channels = int(fh.channels)
-            if channel != "mean" and not -n_channels <= channel < n_channels:
+            if not isinstance(channel, str) and not -n_channels <= channel < n_channels:
                 raise AudioLoadError(
                     path,
                     f"channel {channel} was requested but the file has "
@@ -510,6 +524,9 @@ def _read_mono(fh: sf.SoundFile, n_frames: int, channel: Channel) -> np.ndarray:
     decoded one block at a time, so all channels of the whole file are never
     held at once.
     """
+    if channel == "each":
+        # Every channel is kept, so there is nothing to save by blocks.
+        return fh.read(frames=n_frames, dtype="float64", always_2d=True)
     if fh.channels == 1:
         return fh.read(frames=n_frames, dtype="float64", always_2d=True)[:, 0]
     out = np.empty(n_frames, dtype=np.float64)
@@ -546,10 +563,11 @@ def load_audio(
         Sample rate of the returned waveform in Hz. Files at another rate are
         resampled with :func:`scipy.signal.resample_poly` by the exact
         rational factor ``sample_rate / file_rate``.
-    channel : "mean" or int, default="mean"
+    channel : "mean", "each" or int, default="mean"
         How a multichannel file becomes mono: ``"mean"`` averages all
         channels; an int selects that channel (0-based, negative values count
         from the end). Mono files accept ``"mean"``, ``0`` and ``-1``.
+        ``"each"`` keeps every channel (all are decoded at once).
     dtype : numpy dtype, default=numpy.float32
         Floating dtype of the returned array.
     max_samples : int, optional
@@ -561,8 +579,9 @@ def load_audio(
     Returns
     -------
     wave : numpy.ndarray of shape (n_samples,)
-        The waveform. Integer PCM is scaled to ``[-1, 1)``; float files keep
-        their values. After resampling, ``n_samples`` is
+        The waveform; ``(n_channels, n_samples)`` with ``channel="each"``
+        (``(1, n_samples)`` for a mono file). Integer PCM is scaled to
+        ``[-1, 1)``; float files keep their values. After resampling, ``n_samples`` is
         ``ceil(n_frames * sample_rate / file_rate)`` (at most
         ``max_samples``).
 
@@ -590,6 +609,8 @@ def load_audio(
     >>> wave = load_audio(tmp)  # averaged to mono, resampled to 16 kHz
     >>> wave.shape, wave.dtype
     ((16000,), dtype('float32'))
+    >>> load_audio(tmp, channel="each").shape
+    (2, 16000)
     """
     sample_rate = _check_sample_rate(sample_rate)
     channel = _check_channel(channel)
@@ -632,7 +653,8 @@ def _load(
         full_length = -(-n_frames * up // down)  # ceil, as resample_poly
     if max_samples is not None:
         mono = mono[:max_samples]
-    return np.ascontiguousarray(mono, dtype=dtype), int(full_length)
+    # channel="each": (n_samples, n_channels) -> one row per channel.
+    return np.ascontiguousarray(mono.T, dtype=dtype), int(full_length)
 
 
 def _header_rate(path: Path) -> int:
@@ -678,8 +700,11 @@ def load_audios(
         Files to load, in the order the rows of the result should have.
     sample_rate : int, default=16000
         Sample rate of every returned waveform; see :func:`load_audio`.
-    channel : "mean" or int, default="mean"
-        Multichannel rule; see :func:`load_audio`.
+    channel : "mean", "each" or int, default="mean"
+        Multichannel rule; see :func:`load_audio`. With ``"each"`` every
+        channel of a file becomes its own clip (row), and
+        ``batch.channels`` and ``batch.indices`` say which channel of which
+        input it is, e.g. to average the scores of a file's channels.
     length : {"pad", "crop", "list"}, default="pad"
         How clips of different lengths are combined:
 
@@ -711,8 +736,8 @@ def load_audios(
     batch : AudioBatch
         ``batch.waves`` is an ``(n_clips, n_samples)`` array (``"pad"``,
         ``"crop"``) or a list of 1-D arrays (``"list"``), with ``batch.paths``,
-        ``batch.indices``, ``batch.lengths``, ``batch.sample_rate`` and
-        ``batch.skipped`` alongside.
+        ``batch.indices``, ``batch.lengths``, ``batch.sample_rate``,
+        ``batch.skipped`` and ``batch.channels`` alongside.
 
     Raises
     ------
@@ -738,6 +763,10 @@ def load_audios(
     >>> batch = load_audios([a, tmp / "bad.wav"], skip_bad=True)
     >>> batch.waves.shape, [pathlib.Path(s.path).name for s in batch.skipped]
     ((1, 3), ['bad.wav'])
+    >>> c = write_audio(tmp / "c.wav", np.full((4, 2), 0.5))  # two channels
+    >>> each = load_audios([a, c], channel="each")
+    >>> each.waves.shape, each.indices.tolist(), each.channels.tolist()
+    ((3, 4), [0, 1, 1], [0, 0, 1])
     """
     sample_rate = _check_sample_rate(sample_rate)
     channel = _check_channel(channel)
@@ -789,12 +818,20 @@ def load_audios(
     waves: list[np.ndarray] = []
     full_lengths: list[int] = []
     kept: list[int] = []
+    channels: list[int] = []
     skipped: list[SkippedFile] = []
     for i, result in enumerate(results):
         if isinstance(result, AudioLoadError):
             if not skip_bad:
                 raise result
             skipped.append(SkippedFile(path_list[i], result.reason))
+        elif channel == "each":
+            # One row per channel, all mapped back to the same input.
+            for c, wave in enumerate(result[0]):
+                waves.append(wave)
+                full_lengths.append(result[1])
+                kept.append(i)
+                channels.append(c)
         else:
             waves.append(result[0])
             full_lengths.append(result[1])
@@ -833,6 +870,7 @@ def load_audios(
         lengths=lengths,
         sample_rate=sample_rate,
         skipped=skipped,
+        channels=np.array(channels, dtype=np.int64) if channel == "each" else None,
     )
 
 
