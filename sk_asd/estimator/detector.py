@@ -46,7 +46,12 @@ from sk_asd.estimator.streaming import (
 )
 from sk_asd.estimator.threads import torch_threads
 from sk_asd.estimator.thresholds import gamma_threshold
-from sk_asd.estimator.validation import check_machine_ids, check_waveforms
+from sk_asd.estimator.validation import (
+    check_attributes,
+    check_domains,
+    check_machine_ids,
+    check_waveforms,
+)
 from sk_asd.nn.losses import LOSSES, MarginLoss
 from sk_asd.nn.network import DEFAULT_N_FFT, FRONTENDS, TASTgramMFN
 
@@ -293,8 +298,15 @@ default="auto"
         to another rate raises a ``ValueError`` (the network was trained on
         clips at this rate); set it back or refit.
     n_classes_ : int
-        Classes the network was trained on: the machine IDs, and a copy of
-        them per factor of ``pseudo_speeds_``.
+        Classes the network was trained on: the machine IDs (or machine x
+        attribute pairs), and a copy of them per factor of ``pseudo_speeds_``.
+    class_machine_ : ndarray of shape (n_base_classes,)
+        Machine code (index into ``machine_ids_``) of each training class
+        at normal speed: ``arange(n_machine_ids)`` without ``attributes``.
+    class_attributes_ : ndarray of shape (n_base_classes,)
+        The attribute of each training class ("" without ``attributes``).
+    n_target_clips_ : ndarray of shape (n_machine_ids,)
+        Target-domain training clips per machine (``domains`` in ``fit``).
 
     See Also
     --------
@@ -463,7 +475,14 @@ default="auto"
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any = None) -> AnomalousSoundDetector:
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        attributes: Any = None,
+        domains: Any = None,
+    ) -> AnomalousSoundDetector:
         """Train on normal clips.
 
         Parameters
@@ -478,6 +497,22 @@ default="auto"
         y : array-like of shape (n_clips,), default=None
             Machine ID of every clip (any hashable labels).  ``None`` means
             all clips come from one machine.
+        attributes : array-like of shape (n_clips,), default=None
+            An auxiliary label per clip (attributes or operating conditions
+            such as DCASE 2022+ names carry: ``"spd_28V_mic_1"``; any
+            hashable, compared as text).  The network then learns to tell
+            apart machine x attribute classes, a richer auxiliary task than
+            the machine IDs alone (Wilkinghoff, 2023); scores, thresholds and
+            ``machine_ids_`` stay per machine.  ``load_dcase(...).attributes``
+            fits directly.  Inside a ``Pipeline`` or ``GridSearchCV``, route
+            it with ``set_fit_request(attributes=True)`` (scikit-learn
+            metadata routing).
+        domains : array-like of shape (n_clips,), default=None
+            ``"source"``, ``"target"`` or None (source) per clip: the few
+            target-domain clips recorded under other conditions (DCASE
+            2021+).  They are kept whole as neighbours and k-means centres
+            of their machine, so that new clips of the target conditions find
+            them instead of looking anomalous against the many source clips.
 
         Returns
         -------
@@ -486,7 +521,7 @@ default="auto"
         """
         with torch_threads(self.n_threads):
             try:
-                return self._fit(X, y)
+                return self._fit(X, y, attributes, domains)
             except BaseException:
                 # Interrupted (Ctrl+C) or failed: must not look fitted.
                 forget_fitted_state(self)
@@ -516,7 +551,9 @@ default="auto"
             return RECIPES[self.recipe]["scoring"]
         return self.scoring
 
-    def _fit(self, X: Any, y: Any) -> AnomalousSoundDetector:
+    def _fit(
+        self, X: Any, y: Any, attributes: Any = None, domains: Any = None
+    ) -> AnomalousSoundDetector:
         self._resolve_recipe()
         self._crop_samples()  # a crop shorter than one window fails before any I/O
         from_files = is_path_sequence(X)
@@ -536,6 +573,8 @@ default="auto"
         ids = (
             np.zeros(n_clips, dtype=int) if y is None else check_machine_ids(y, n_clips)
         )
+        attribute_labels = check_attributes(attributes, n_clips)
+        target = check_domains(domains, n_clips)
         # What the clips' rate was at fit; scoring at another rate raises.
         self.sample_rate_ = int(self.sample_rate)
         self.machine_ids_, codes = np.unique(ids, return_inverse=True)
@@ -543,9 +582,11 @@ default="auto"
         if not self.pseudo_speeds_ and self.machine_ids_.size == 1:
             self.pseudo_speeds_ = SINGLE_MACHINE_SPEEDS
         speeds = (1.0, *self.pseudo_speeds_)
-        n_ids = self.machine_ids_.size
-        # Copy i of machine k is class k + i * n_ids.
-        y_train = np.concatenate([codes + i * n_ids for i in range(len(speeds))])
+        classes = self._auxiliary_classes(codes, attribute_labels)
+        n_base = self.class_machine_.size
+        # Copy i of class c (a machine, or a machine x attribute) is class
+        # c + i * n_base.
+        y_train = np.concatenate([classes + i * n_base for i in range(len(speeds))])
         self.max_epochs_ = (
             (RECIPES[self.recipe]["max_epochs"] or auto_epochs(y_train.size))
             if self.max_epochs == "auto"
@@ -554,11 +595,11 @@ default="auto"
         if from_files:
             X_train: Any = AudioFileDataset(
                 X,
-                codes,
+                classes,
                 n_samples=self.n_features_in_,
                 sample_rate=self.sample_rate,
                 speed_factors=speeds,
-                label_stride=n_ids,
+                label_stride=n_base,
             )
             X = self._file_dataset(X)
         else:
@@ -584,8 +625,30 @@ default="auto"
             if isinstance(callback, LRScheduler):
                 callback.lr_scheduler_ = None
 
-        self._fit_backends(X, codes, seed)
+        self._fit_backends(X, codes, seed, target)
         return self
+
+    def _auxiliary_classes(
+        self, codes: np.ndarray, attributes: np.ndarray | None
+    ) -> np.ndarray:
+        """Training class of every clip: its machine, or machine x attribute.
+
+        Sets ``class_machine_`` (the machine code of each class) and
+        ``class_attributes_`` (its attribute, "" without attributes).
+        """
+        n_ids = self.machine_ids_.size
+        if attributes is None:
+            self.class_machine_ = np.arange(n_ids)
+            self.class_attributes_ = np.full(n_ids, "")
+            return codes
+        pairs = sorted(set(zip(codes.tolist(), attributes.tolist())))
+        index = {pair: c for c, pair in enumerate(pairs)}
+        self.class_machine_ = np.array([k for k, _ in pairs], dtype=np.int64)
+        self.class_attributes_ = np.array([a for _, a in pairs], dtype=str)
+        return np.array(
+            [index[pair] for pair in zip(codes.tolist(), attributes.tolist())],
+            dtype=np.int64,
+        )
 
     def _build_net(
         self, device: str, y_train: np.ndarray, seed: int, *, from_files: bool
@@ -705,28 +768,41 @@ default="auto"
             )
         return crop
 
-    def _fit_backends(self, X: Any, codes: np.ndarray, seed: int) -> None:
+    def _fit_backends(
+        self, X: Any, codes: np.ndarray, seed: int, target: np.ndarray | None = None
+    ) -> None:
         """Centres, neighbours, statistics and thresholds of every back-end.
 
         Every back-end is prepared, so ``set_params(scoring=...)`` on a fitted
-        detector re-scores without retraining.
+        detector re-scores without retraining.  ``target`` marks the
+        target-domain clips, kept whole as neighbours and centres.
         """
         n_ids = self.machine_ids_.size
+        if target is None:
+            target = np.zeros(len(codes), dtype=bool)
+        self.n_target_clips_ = np.bincount(codes[target], minlength=n_ids)
         embeddings = self._embed(X)
         flat, n_crops = _flatten_crops(embeddings)
         # (n_clips, n_crops, dim): the unit embeddings of every clip's crops.
         unit = _unit_rows(flat).reshape(len(codes), n_crops, -1)
         self.kmeans_centres_ = [
-            self._kmeans_centres(unit[codes == k], seed) for k in range(n_ids)
+            self._domain_centres(
+                unit, (codes == k) & ~target, (codes == k) & target, seed
+            )
+            for k in range(n_ids)
         ]
         rng = np.random.RandomState(seed)
-        # The neighbours of "knn" and "fusion": at most MAX_BANK clips each.
+        # The neighbours of "knn" and "fusion": at most MAX_BANK clips each,
+        # every target clip among them (they are few, and a new clip of the
+        # target conditions has no other close neighbour).
         banks = []
         for k in range(n_ids):
-            own = np.flatnonzero(codes == k)
-            if own.size > MAX_BANK:
-                own = np.sort(rng.choice(own, MAX_BANK, replace=False))
-            banks.append(own)
+            own = np.flatnonzero((codes == k) & ~target)
+            keep = np.flatnonzero((codes == k) & target)
+            room = max(MAX_BANK - keep.size, 0)
+            if own.size > room:
+                own = rng.choice(own, room, replace=False)
+            banks.append(np.sort(np.concatenate([own, keep])))
         clip_unit = _unit_rows(unit.mean(axis=1))
         self.knn_bank_ = [clip_unit[rows] for rows in banks]
         # Leave-one-out scores of the bank clips: what a new normal clip of
@@ -745,7 +821,7 @@ default="auto"
             )
             for k in range(n_ids)
         ]
-        kmeans = -self._kmeans_out_of_fold(unit, codes, seed)
+        kmeans = -self._kmeans_out_of_fold(unit, codes, seed, target)
         self.offsets_ = {}
         for backend in SCORING_BACKENDS:
             if backend == "kmeans":
@@ -847,8 +923,29 @@ default="auto"
         kmeans.fit(rows)
         return _unit_rows(kmeans.cluster_centers_)
 
+    def _domain_centres(
+        self, unit: np.ndarray, source: np.ndarray, target: np.ndarray, seed: int
+    ) -> np.ndarray:
+        """k-means centres of the source clips' crops, plus every target clip
+        (its crops' mean direction) as a centre of its own.
+
+        A few target clips would hardly move centres fitted to many source
+        clips, so new target clips would all sit far from every centre
+        (Wilkinghoff's DCASE 2023 system keeps them apart the same way).
+        """
+        if not source.any():
+            source, target = target, np.zeros_like(target)
+        centres = self._kmeans_centres(unit[source], seed)
+        if target.any():
+            centres = np.concatenate([centres, _unit_rows(unit[target].mean(axis=1))])
+        return centres
+
     def _kmeans_out_of_fold(
-        self, unit: np.ndarray, codes: np.ndarray, seed: int
+        self,
+        unit: np.ndarray,
+        codes: np.ndarray,
+        seed: int,
+        target: np.ndarray | None = None,
     ) -> np.ndarray:
         """kmeans anomaly scores of the training clips, each from centres fitted
         without it (two folds per machine).
@@ -860,6 +957,8 @@ default="auto"
         Machines with fewer than 8 clips keep the in-sample distances.
         """
         rng = np.random.RandomState(seed)
+        if target is None:
+            target = np.zeros(len(codes), dtype=bool)
         scores = np.empty(len(codes))
         for k in range(self.machine_ids_.size):
             own = np.flatnonzero(codes == k)
@@ -869,7 +968,11 @@ default="auto"
                 half = rng.permutation(own.size) % 2 == 0
                 folds = [(own[~half], own[half]), (own[half], own[~half])]
             for fit_rows, held in folds:
-                centres = self._kmeans_centres(unit[fit_rows], seed)
+                in_fold = np.zeros(len(codes), dtype=bool)
+                in_fold[fit_rows] = True
+                centres = self._domain_centres(
+                    unit, in_fold & ~target, in_fold & target, seed
+                )
                 distance = _nearest_centre_distance(unit[held], centres)
                 scores[held] = distance.mean(axis=1)  # mean over crops
         return scores
@@ -921,12 +1024,18 @@ default="auto"
             return scores.reshape(-1, n_crops).mean(axis=1)
         embeddings = flat
         if backend == "nll":
-            target = torch.as_tensor(codes, dtype=torch.long, device=embeddings.device)
+            # The clip's machine's class it matches best (with attributes, a
+            # machine has several classes; without, its class is its code).
+            classes = self._best_classes(self._class_cosine(embeddings), codes)
+            target = torch.as_tensor(
+                classes, dtype=torch.long, device=embeddings.device
+            )
             scores = self.net_.criterion_.anomaly_score(embeddings, target)
             return scores.double().cpu().numpy()
         if backend == "cosine":
             cosine = self._class_cosine(embeddings)
-            return 1.0 - cosine[np.arange(len(cosine)), codes]
+            best = self._best_classes(cosine, codes)
+            return 1.0 - cosine[np.arange(len(cosine)), best]
         unit = _unit_rows(embeddings)
         scores = np.empty(len(unit))
         for k in np.unique(codes):
@@ -981,6 +1090,13 @@ default="auto"
             cosine = self.net_.criterion_.class_cosine(flat)
         cosine = cosine.double().cpu().numpy()
         return cosine.reshape(-1, n_crops, cosine.shape[1]).mean(axis=1)
+
+    def _best_classes(self, cosine: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Per clip, the training class of its machine with the largest cosine
+        (speed-1 classes only; the machine's code when it has one class)."""
+        base = cosine[:, : self.class_machine_.size]
+        own = self.class_machine_[None, :] == codes[:, None]
+        return np.where(own, base, -np.inf).argmax(axis=1)
 
     def _codes(self, machine_ids: Any, n_clips: int) -> np.ndarray | None:
         """Integer codes of known machine IDs; ``None`` when not given."""
@@ -1133,13 +1249,13 @@ default="auto"
         y : array-like of shape (n_clips,), default=None
             Machine IDs.
         **kwargs : dict
-            Unused; accepted for compatibility with ``OutlierMixin``.
+            ``attributes`` and ``domains``, passed to :meth:`fit`.
 
         Returns
         -------
         labels : ndarray of shape (n_clips,), dtype int
         """
-        return self.fit(X, y).predict(X, machine_ids=y)
+        return self.fit(X, y, **kwargs).predict(X, machine_ids=y)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Mean held-out angular margin of normal clips (higher is better).
@@ -1172,12 +1288,16 @@ default="auto"
         X = self._check_input(X)
         codes = self._codes(y, len(X))
         cosine = self._class_cosine(self._embed(X))
+        n_base = self.class_machine_.size
         if codes is None:
-            codes = cosine[:, : self.machine_ids_.size].argmax(axis=1)
+            codes = self.class_machine_[cosine[:, :n_base].argmax(axis=1)]
         rows = np.arange(len(X))
-        own = cosine[rows, codes]
-        cosine[rows, codes] = -np.inf
-        return float(np.mean(own - cosine.max(axis=1)))
+        own = cosine[rows, self._best_classes(cosine, codes)]
+        # The machine's other attribute classes are not rivals; its speed
+        # copies, like other machines, are.
+        same = np.zeros_like(cosine, dtype=bool)
+        same[:, :n_base] = self.class_machine_[None, :] == codes[:, None]
+        return float(np.mean(own - np.where(same, -np.inf, cosine).max(axis=1)))
 
     def __sklearn_tags__(self):  # noqa: D105
         tags = super().__sklearn_tags__()

@@ -404,6 +404,20 @@ def _check_fitted_state(detector: AnomalousSoundDetector) -> None:
         ),
         f"offsets_ must map each of {SCORING_BACKENDS} to {n_ids} float thresholds",
     )
+    if not hasattr(detector, "class_machine_"):
+        # Written before attributes existed: one training class per machine.
+        detector.class_machine_ = np.arange(n_ids)
+        detector.class_attributes_ = np.full(n_ids, "")
+    classes = detector.class_machine_
+    need(
+        isinstance(classes, np.ndarray)
+        and classes.ndim == 1
+        and classes.dtype.kind in "iu"
+        and n_ids <= classes.size <= detector.n_classes_
+        and np.array_equal(np.unique(classes), np.arange(n_ids)),
+        "class_machine_ must give each training class one of the machines, "
+        "every machine at least one",
+    )
     centres = getattr(detector, "kmeans_centres_", None)
     need(
         isinstance(centres, list)

@@ -140,3 +140,45 @@ def check_machine_ids(machine_ids: Any, n_clips: int, name: str = "y") -> np.nda
                 f"({', '.join(kinds)}); use one type, e.g. all str."
             ) from None
     return ids
+
+
+def check_attributes(attributes: Any, n_clips: int) -> np.ndarray | None:
+    """Auxiliary labels (attributes, operating conditions) as str, one per clip.
+
+    Any hashable label works; they are compared as text (``"28V"`` and
+    ``28`` are different conditions, ``None`` is refused).  Returns ``None``
+    when not given.
+    """
+    if attributes is None:
+        return None
+    labels = check_machine_ids(attributes, n_clips, name="attributes")
+    return np.asarray([str(v) for v in labels.tolist()], dtype=object)
+
+
+#: The domains ``fit`` accepts (DCASE 2021+: the many-clip source domain and
+#: the few-clip target domain, recorded under other conditions).
+DOMAINS = ("source", "target")
+
+
+def check_domains(domains: Any, n_clips: int) -> np.ndarray | None:
+    """Boolean mask of target-domain clips, or ``None`` when not given.
+
+    ``None`` entries count as source, as in names without a domain.
+    """
+    if domains is None:
+        return None
+    values = np.asarray(domains, dtype=object)
+    if values.ndim != 1 or values.shape[0] != n_clips:
+        raise ValueError(
+            f"domains must be 1-D with one entry per clip ({n_clips}), got shape "
+            f"{values.shape}."
+        )
+    text = np.array(
+        ["source" if v is None else str(v).strip().lower() for v in values.tolist()]
+    )
+    unknown = sorted(set(text.tolist()) - set(DOMAINS))
+    if unknown:
+        raise ValueError(
+            f"domains holds {unknown[:5]}; use 'source', 'target' or None per clip."
+        )
+    return text == "target"
