@@ -87,6 +87,25 @@ def test_unknown_machine_id_lists_the_known_ones(fitted, data):
         fitted.score_samples(X[:2], machine_ids=["a", "c"])
 
 
+def test_cross_validation_with_plain_kfold_gives_a_number(data):
+    # Clips sorted by machine: an unshuffled KFold tests each fold on a
+    # machine its training fold never saw.  score() then uses the best
+    # match, with a warning saying how to split, instead of a NaN.
+    from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+
+    X, ids = data
+    order = np.argsort(ids, kind="stable")
+    X, ids = X[order], ids[order]
+    det = AnomalousSoundDetector(**{**FAST, "max_epochs": 1})
+    with pytest.warns(UserWarning, match="not seen in fit.*StratifiedKFold"):
+        scores = cross_val_score(det, X, ids, cv=KFold(2), error_score="raise")
+    assert scores.shape == (2,) and np.isfinite(scores).all()
+    search = GridSearchCV(det, {"margin": [0.5]}, cv=KFold(2), error_score="raise")
+    with pytest.warns(UserWarning, match="not seen in fit"):
+        search.fit(X, ids)
+    assert np.isfinite(search.best_score_)
+
+
 def test_same_seed_same_scores_other_seed_other_scores(data):
     X, ids = data
     a = AnomalousSoundDetector(**FAST).fit(X, ids).score_samples(X, ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Integral, Real
 from typing import Any
 
@@ -949,8 +950,14 @@ default="auto"
         cosine = cosine.double().cpu().numpy()
         return cosine.reshape(-1, n_crops, cosine.shape[1]).mean(axis=1)
 
-    def _codes(self, machine_ids: Any, n_clips: int) -> np.ndarray | None:
-        """Integer codes of known machine IDs; ``None`` when not given."""
+    def _codes(
+        self, machine_ids: Any, n_clips: int, *, allow_unknown: bool = False
+    ) -> np.ndarray | None:
+        """Integer codes of known machine IDs; ``None`` when not given.
+
+        An ID not seen in ``fit`` raises, or with ``allow_unknown`` gets the
+        code -1.
+        """
         if machine_ids is None:
             return None
         ids = check_machine_ids(machine_ids, n_clips, name="machine_ids")
@@ -958,11 +965,16 @@ default="auto"
         codes = np.searchsorted(known, ids)
         codes = np.clip(codes, 0, known.size - 1)
         unknown = known[codes] != ids
+        if unknown.any() and allow_unknown:
+            return np.where(unknown, -1, codes)
         if unknown.any():
             raise ValueError(
                 f"Unknown machine ID(s) {np.unique(ids[unknown])[:5].tolist()}: this "
                 f"detector was fitted on {known.tolist()}. Score clips of a new "
-                "machine with machine_ids=None (best match) or refit with it."
+                "machine with machine_ids=None (best match) or refit with it; in "
+                "cross-validation, split with StratifiedKFold(n_splits, "
+                "shuffle=True) on the machine IDs, so that every test fold's "
+                "machines are in its training fold."
             )
         return codes
 
@@ -1129,7 +1141,12 @@ default="auto"
         X : array-like of shape (n_clips, n_samples)
             Normal clips.
         y : array-like of shape (n_clips,), default=None
-            Their machine IDs; ``None`` uses the best-matching ID.
+            Their machine IDs; ``None`` uses the best-matching ID.  Clips of
+            machine IDs not seen in ``fit`` (an unshuffled ``KFold`` over
+            clips sorted by machine) are scored against their best-matching
+            ID, with a warning that names them, so that
+            ``cross_val_score(det, X, machine_ids, cv=5)`` gives a number
+            rather than NaN.
 
         Returns
         -------
@@ -1137,10 +1154,25 @@ default="auto"
         """
         check_is_fitted(self)
         X = self._check_input(X)
-        codes = self._codes(y, len(X))
+        codes = self._codes(y, len(X), allow_unknown=True)
         cosine = self._class_cosine(self._embed(X))
+        best = cosine[:, : self.machine_ids_.size].argmax(axis=1)
         if codes is None:
-            codes = cosine[:, : self.machine_ids_.size].argmax(axis=1)
+            codes = best
+        elif (codes < 0).any():
+            unknown = np.unique(np.asarray(y, dtype=object)[codes < 0])
+            warnings.warn(
+                f"score: {int((codes < 0).sum())} clip(s) of machine ID(s) "
+                f"{unknown[:5].tolist()} not seen in fit (fitted on "
+                f"{self.machine_ids_.tolist()}) are scored against their "
+                "best-matching machine ID. In cross-validation, split with "
+                "StratifiedKFold(n_splits, shuffle=True) and pass the machine IDs "
+                "as y, so that every test fold's machines are in its training "
+                "fold.",
+                UserWarning,
+                stacklevel=2,
+            )
+            codes = np.where(codes < 0, best, codes)
         rows = np.arange(len(X))
         own = cosine[rows, codes]
         cosine[rows, codes] = -np.inf
