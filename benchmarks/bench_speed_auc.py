@@ -2,13 +2,13 @@
 
 Trains the detector on :func:`make_machine_sounds` (the demo's settings) for
 several seeds twice: once in plain float32 with every speed option off, and
-once with the options that change numerics or the training path switched on
-(bfloat16 autocast where the CPU supports it, channels-last, the fast PReLU,
-BatchNorm folding for scoring, cached log-mels), and once with the log-mel
+once at the default ``speed="auto"`` (bfloat16 autocast where the CPU
+supports it, channels-last, the fast PReLU, BatchNorm folding for scoring,
+cached log-mels, the retained heap), and once with the log-mel
 computed wholly in float64 instead of the default adaptive precision (float32
 STFT, float64 where a frame needs it), which is on by default; then bf16
-autocast alone, the speed options with int8 scoring (trained exactly like
-"all speed options", so the two differ only in how they score), and
+autocast alone, ``speed="fastest"`` (int8 scoring, and torch.compile, which
+trains like "all speed options" up to rounding), and
 training on random 1 s crops of the 2 s clips (half the compute per epoch;
 scores are the mean over two crops).  Prints the
 mean AUC / pAUC of every scoring back-end per seed and the mean +- standard
@@ -32,22 +32,15 @@ from sk_asd.datasets import make_machine_sounds
 from sk_asd.estimator.detector import SCORING_BACKENDS
 from sk_asd.metrics import auc_pauc
 
-#: The CPU speed options that change numerics or the training path.
-ALL_OPTIONS = dict(
-    precision="auto",
-    channels_last=True,
-    fast_prelu=True,
-    fold_batchnorm=True,
-    cache_logmel=True,
-)
-
+#: Detector settings compared; the engine options are speed levels of
+#: sk_asd.estimator.speed (one table), or one option changed on a level.
 SETTINGS = {
-    "fp32, options off": dict(),
-    "all speed options": ALL_OPTIONS,
-    "options + int8": {**ALL_OPTIONS, "int8_scoring": True},
-    "float64 log-mel": dict(stft_precision="float64"),
-    "bf16 autocast only": dict(precision="auto"),
-    "1 s crops": dict(crop_seconds=1.0),
+    "fp32, options off": dict(speed="reference"),
+    "all speed options": dict(speed="auto"),  # the default
+    "options + int8": dict(speed="fastest"),
+    "float64 log-mel": dict(speed={"level": "reference", "stft_precision": "float64"}),
+    "bf16 autocast only": dict(speed={"level": "reference", "precision": "auto"}),
+    "1 s crops": dict(speed="reference", crop_seconds=1.0),
 }
 
 

@@ -13,8 +13,11 @@ Prints, in one run and side by side, for the paper's settings (10 s clips at
     the package's optimised front end.  Its Tgram always runs the strided
     ``Conv1d`` (the package switches to a GEMM without autograd);
 (b) PACKAGE: ``ASDNet`` (the skorch net ``AnomalousSoundDetector`` trains)
-    with the speed options, training through ``fit`` and scoring through
-    ``forward`` + ``anomaly_score`` as ``score_samples`` does;
+    with the engine options of a speed level (``--speed``, default
+    ``"auto"``, the detector's default; the options come from
+    :data:`sk_asd.estimator.speed.SPEEDS`), training through ``fit`` and
+    scoring through ``forward`` + ``anomaly_score`` as ``score_samples``
+    does;
 (c) OVERHEAD of skorch/scikit-learn: ``ASDNet.fit`` for one epoch against the
     same work (same module and options, same mixup, AdamW) in a plain loop.
 
@@ -36,12 +39,12 @@ audio seconds per wall second.
 
 Examples
 --------
-``python benchmarks/bench_throughput.py``                (default, < ~5 min)
+``python benchmarks/bench_throughput.py``                (speed="auto", < ~5 min)
 ``python benchmarks/bench_throughput.py --quick``        (smoke run)
 ``python benchmarks/bench_throughput.py --batch-size 16 64``
 ``python benchmarks/bench_throughput.py --ablation``     (one option at a time)
-``python benchmarks/bench_throughput.py --compile``      (adds torch.compile)
-``python benchmarks/bench_throughput.py --compile --int8`` (and int8 scoring)
+``python benchmarks/bench_throughput.py --speed compiled`` (adds torch.compile)
+``python benchmarks/bench_throughput.py --speed fastest``  (and int8 scoring)
 """
 
 from __future__ import annotations
@@ -63,19 +66,22 @@ N_CLASSES = 41  # machine IDs of DCASE 2020 Task 2, as in the paper
 LR = 1e-4
 WEIGHT_DECAY = 0.01
 
-#: The package's speed options, by short name: ASDNet parameters.  "amp" is
-#: resolved by ASDNet ("auto": bfloat16 where the CPU has native kernels).
-OPTIONS: dict[str, dict[str, Any]] = {
-    "retain_heap": {"retain_heap": True},
-    "channels_last": {"module__channels_last": True},
-    "fast_prelu": {"module__fast_prelu": True},
-    "amp": {"amp_dtype": "auto"},
-    "cache_logmel": {"cache_logmel": True},
-    "fold_batchnorm": {"fold_batchnorm": True},
-}
-COMPILE = {"compile_backbone": True}
-#: Opt-in int8 scoring (CPU; see sk_asd.nn.quantization); training unchanged.
-INT8 = {"int8_scoring": True}
+
+def level_options(speed: Any) -> dict[str, Any]:
+    """ASDNet parameters of a speed level (or dict) on the CPU, as the
+    detector's ``fit`` resolves them; never re-typed here."""
+    from sk_asd.estimator.speed import net_options, resolve_speed
+
+    return net_options(resolve_speed(speed, "cpu"))
+
+
+def level_steps(level: str) -> list[str]:
+    """The options a level switches on over ``"reference"``, table order."""
+    from sk_asd.estimator.speed import SPEEDS, resolve_speed
+
+    resolved = resolve_speed(level, "cpu")
+    reference = resolve_speed("reference", "cpu")
+    return [name for name in SPEEDS[level] if resolved[name] != reference[name]]
 
 
 # --------------------------------------------------------------------- data
@@ -511,18 +517,11 @@ def run_batch_size(args: argparse.Namespace, batch_size: int) -> dict[str, Any]:
     n_clips = max(args.clips, 2 * batch_size)
     # Whole batches only, so the two sides run the same number of steps.
     n_clips -= n_clips % batch_size
-    options: dict[str, Any] = {}
-    for name in args.options:
-        options.update(OPTIONS[name])
-    if args.compile:
-        options.update(COMPILE)
-    if args.int8:
-        options.update(INT8)
-    config = worker_config(args, batch_size, n_clips, options)
+    config = worker_config(args, batch_size, n_clips, level_options(args.speed))
     print(
         f"\n== batch {batch_size}: {n_clips} training clips/epoch, "
-        f"{args.score_clips} scored clips, {args.rounds} rounds; package options: "
-        f"{', '.join(extra_steps(args)) or 'none'}"
+        f"{args.score_clips} scored clips, {args.rounds} rounds; package "
+        f"speed={args.speed!r}: {', '.join(extra_steps(args)) or 'no options'}"
         + ("; package worker with THP_MEM_ALLOC_ENABLE=1" if args.thp else "")
     )
     rows: dict[str, list[float]] = {
@@ -628,12 +627,9 @@ def run_batch_size(args: argparse.Namespace, batch_size: int) -> dict[str, Any]:
     return result
 
 
-OPT_IN = {"compile": COMPILE, "int8": INT8}
-
-
 def extra_steps(args: argparse.Namespace) -> list[str]:
-    """The package options of this run, by short name, opt-in ones last."""
-    return [*args.options] + [name for name in OPT_IN if getattr(args, name)]
+    """The options the run's speed level switches on, in table order."""
+    return level_steps(args.speed)
 
 
 def run_ablation(args: argparse.Namespace, batch_size: int) -> None:
@@ -649,11 +645,13 @@ def run_ablation(args: argparse.Namespace, batch_size: int) -> None:
         s: {"train": [], "score": []} for s in steps
     }
     configs = {}
+    from sk_asd.estimator.speed import resolve_speed
+
+    level = resolve_speed(args.speed, "cpu")
     for i, step in enumerate(steps):
-        options: dict[str, Any] = {}
-        for name in steps[1 : i + 1]:
-            options.update(OPT_IN.get(name) or OPTIONS[name])
-        configs[step] = worker_config(args, batch_size, n_clips, options)
+        # The level's own values of the options added so far, on "reference".
+        speed = {"level": "reference", **{n: level[n] for n in steps[1 : i + 1]}}
+        configs[step] = worker_config(args, batch_size, n_clips, level_options(speed))
     for r in range(args.rounds):
         # Fresh processes every round (see run_batch_size); they warm up
         # side by side, then measure one at a time.
@@ -680,6 +678,10 @@ def run_ablation(args: argparse.Namespace, batch_size: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Imported here, not at the top: the spawned reference worker re-runs the
+    # top of this file and should not import the package.
+    from sk_asd.estimator.speed import SPEED_LEVELS
+
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -708,19 +710,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=3, help="alternations (3)")
     parser.add_argument(
-        "--options",
-        nargs="*",
-        choices=sorted(OPTIONS),
-        default=list(OPTIONS),
-        help="package speed options to switch on (all)",
-    )
-    parser.add_argument(
-        "--compile", action="store_true", help="add torch.compile of the backbone"
-    )
-    parser.add_argument(
-        "--int8",
-        action="store_true",
-        help="add int8 scoring (1x1 convolutions; calibrated at the end of fit)",
+        "--speed",
+        choices=list(SPEED_LEVELS),
+        default="auto",
+        help="the package's speed level (auto, the detector's default); "
+        "'compiled' adds torch.compile, 'fastest' int8 scoring as well",
     )
     parser.add_argument(
         "--thp",

@@ -48,18 +48,8 @@ from sk_asd.estimator.detector import _flatten_crops, _unit_rows
 from sk_asd.metrics import auc_pauc
 
 RECIPES: dict[str, dict[str, Any]] = {
-    "paper": dict(lr=1e-4, batch_size=64),
-    "fast": dict(
-        lr=1e-3,
-        batch_size=32,
-        crop_seconds=2.0,
-        precision="auto",
-        channels_last=True,
-        fast_prelu=True,
-        cache_logmel=True,
-        fold_batchnorm=True,
-        retain_heap=True,
-    ),
+    "paper": dict(lr=1e-4, batch_size=64, speed="reference"),
+    "fast": dict(lr=1e-3, batch_size=32, crop_seconds=2.0, speed="auto"),
 }
 
 

@@ -691,3 +691,103 @@ def test_evaluate_missing_labels_file(dcase2023_run, tmp_path, capsys):
     argv = ["evaluate", str(run.model), str(run.root)]
     assert main([*argv, "--labels", str(tmp_path / "nope.csv")]) == 1
     assert "does not exist" in _error_line(capsys.readouterr().err)
+
+
+# ------------------------------------------------- plain and MIMII folders
+def _write_mimii(root: Path) -> Path:
+    """MIMII's layout: fan/id_XX/{normal,abnormal}/NNNNNNNN.wav, 2 IDs."""
+    rng = np.random.RandomState(1)
+    fan = root / "fan"
+    for k, machine_id in enumerate(("id_00", "id_04")):
+        for i in range(6):
+            wave = _clip(rng, 300 + 500 * k, False)
+            write_audio(fan / machine_id / "normal" / f"{i:08d}.wav", wave)
+        for i in range(2):
+            wave = _clip(rng, 300 + 500 * k, True)
+            write_audio(fan / machine_id / "abnormal" / f"{i:08d}.wav", wave)
+    return fan
+
+
+def test_train_on_a_plain_folder_of_one_machine(tmp_path, capsys):
+    rng = np.random.RandomState(2)
+    folder = tmp_path / "pump_7"
+    for i in range(6):
+        write_audio(folder / f"rec{i}.wav", _clip(rng, 400, False))
+    out = tmp_path / "pump.skasd"
+    assert main(["train", str(folder), "-o", str(out), *FAST_TRAIN]) == 0
+    assert "1 machine ID(s) (pump_7), a plain folder" in capsys.readouterr().err
+    det, meta = load_model(out, return_metadata=True)
+    assert det.machine_ids_.tolist() == ["pump_7"]
+    assert meta["machine_type"] == "pump_7" and meta["split"] is None
+    # Scored back from the same folder: the folder names the machine ID.
+    csv_out = tmp_path / "s.csv"
+    assert main(["score", str(out), str(folder), "--csv", str(csv_out), "-q"]) == 0
+    rows = _read_csv(csv_out)
+    assert len(rows) == 6 and {r["machine_id_source"] for r in rows} == {"folder"}
+
+
+def test_train_and_score_a_mimii_style_tree(tmp_path, capsys):
+    fan = _write_mimii(tmp_path)
+    out = tmp_path / "m.skasd"
+    assert main(["train", str(fan), "-o", str(out), *FAST_TRAIN]) == 0
+    err = capsys.readouterr().err
+    assert "12 normal clip(s) of 2 machine ID(s) (id_00, id_04)" in err
+    det, meta = load_model(out, return_metadata=True)
+    assert det.machine_ids_.tolist() == ["id_00", "id_04"]
+    assert meta["machine_type"] == "fan"
+    # abnormal/ clips are never trained on.
+    assert not any("abnormal" in p for p in meta["training_paths"])
+    # Without --recursive a machine folder holds no audio of its own.
+    assert main(["score", str(out), str(fan), "-q"]) == 1
+    assert "--recursive" in _error_line(capsys.readouterr().err)
+    csv_out = tmp_path / "s.csv"
+    argv = ["score", str(out), str(fan), "-r", "--csv", str(csv_out), "-q"]
+    assert main(argv) == 0
+    rows = _read_csv(csv_out)
+    assert len(rows) == 16
+    for row in rows:
+        assert row["machine_id_source"] == "folder"
+        assert row["machine_id"] == Path(row["path"]).parent.parent.name
+
+
+def test_train_folder_without_audio_says_what_to_do(tmp_path, capsys):
+    (tmp_path / "empty" / "id_00").mkdir(parents=True)
+    assert main(["train", str(tmp_path / "empty"), *FAST_TRAIN]) == 1
+    assert "--recursive" in _error_line(capsys.readouterr().err)
+
+
+def test_score_scoring_option_switches_the_back_end(cli_model, dcase_root, tmp_path):
+    files = _test_files(dcase_root)[:4]
+    det = load_model(cli_model)
+    X = load_audios(files).waves
+    ids = [Path(f).name.split("_", 1)[1][:5] for f in files]
+    out = tmp_path / "km.csv"
+    argv = ["score", str(cli_model), *files, "--scoring", "kmeans"]
+    assert main([*argv, "--csv", str(out), "-q"]) == 0
+    expected = -det.set_params(scoring="kmeans").score_samples(X, ids)
+    got = [float(r["anomaly_score"]) for r in _read_csv(out)]
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+
+
+def test_score_table_keeps_six_significant_digits(cli_model, dcase_root, capsys):
+    wav = dcase_root / "fan" / "test" / "normal_id_00_00000000.wav"
+    assert main(["score", str(cli_model), str(wav), "--scoring", "kmeans"]) == 0
+    printed = capsys.readouterr().out.splitlines()[1].split()[2]
+    det = load_model(cli_model).set_params(scoring="kmeans")
+    value = -det.score_samples(load_audios([wav]).waves, ["id_00"])[0]
+    assert printed == f"{value:.6g}"
+    assert float(printed) != 0.0
+
+
+def test_help_imports_neither_torch_nor_the_estimator():
+    code = (
+        "import sys; from sk_asd.cli.main import main; "
+        "status = main(['--help']); "
+        "assert 'torch' not in sys.modules, 'torch imported'; "
+        "assert 'sk_asd.estimator' not in sys.modules; sys.exit(status)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    assert "train" in done.stdout and "score" in done.stdout

@@ -121,9 +121,10 @@ def test_cropping_with_cached_logmels_and_validation(long_clips):
     X, ids = long_clips
     det = AnomalousSoundDetector(
         **{**FAST, "crop_seconds": CROP / SR},
-        cache_logmel=True,
+        speed={"cache_logmel": True},
         validation_fraction=0.25,
     ).fit(X, ids)
+    assert det.net_.cache_logmel
     valid = det.net_.history[:, "valid_loss"]
     assert len(valid) == FAST["max_epochs"] and np.all(np.isfinite(valid))
     assert np.all(np.isfinite(det.score_samples(X, machine_ids=ids)))

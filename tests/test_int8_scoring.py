@@ -297,8 +297,9 @@ def test_int8_scoring_refuses_a_gpu_device_before_training(data):
 
 def test_detector_with_int8_scoring(eager_compile):
     X, ids = tiny_clips(n_per_machine=8)
-    det = AnomalousSoundDetector(int8_scoring=True, **FAST).fit(X, ids)
-    ref = AnomalousSoundDetector(**FAST).fit(X, ids)
+    det = AnomalousSoundDetector(speed="fastest", **FAST).fit(X, ids)
+    ref = AnomalousSoundDetector(speed="compiled", **FAST).fit(X, ids)
+    assert det.speed_["int8_scoring"] and not ref.speed_["int8_scoring"]
     assert det.net_.int8_calibration_ is not None
     scores, ref_scores = det.score_samples(X, ids), ref.score_samples(X, ids)
     assert np.isfinite(scores).all()
@@ -315,4 +316,4 @@ def test_detector_with_int8_scoring(eager_compile):
         warnings.simplefilter("error", RuntimeWarning)
         np.testing.assert_array_equal(from_file.score_samples(X, ids), scores)
     with pytest.raises(ValueError, match="int8_scoring"):
-        AnomalousSoundDetector(int8_scoring="yes", **FAST).fit(X, ids)
+        AnomalousSoundDetector(speed={"int8_scoring": "yes"}, **FAST).fit(X, ids)

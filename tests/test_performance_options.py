@@ -617,7 +617,9 @@ def test_stft_precision_reaches_the_log_mel_and_keeps_the_scores():
     X, ids = tiny_clips()
     dets = {
         # The paper's recipe (lr 1e-4, nll): rounding grows slowly.
-        p: AnomalousSoundDetector(**FAST, recipe="paper", stft_precision=p).fit(X, ids)
+        p: AnomalousSoundDetector(
+            **FAST, recipe="paper", speed={"level": "reference", "stft_precision": p}
+        ).fit(X, ids)
         for p in ("adaptive", "float64")
     }
     for p, det in dets.items():

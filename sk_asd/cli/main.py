@@ -20,17 +20,14 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
-
-import numpy as np
+from typing import IO, TYPE_CHECKING, Any
 
 from sk_asd import __version__
-from sk_asd.datasets.dcase import load_dcase, parse_dcase_filename
-from sk_asd.estimator.detector import SCORING_BACKENDS, AnomalousSoundDetector
-from sk_asd.estimator.guards import NonFiniteScoreWarning
-from sk_asd.io.audio import AudioLoadError, SkippedFile, load_audios, probe_audio
-from sk_asd.io.model import MODEL_SUFFIX, load_model, save_model
-from sk_asd.nn.losses import LOSSES
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from sk_asd.estimator.detector import AnomalousSoundDetector
 
 __all__ = ["build_parser", "main"]
 
@@ -44,8 +41,37 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 #: FileNotFoundError and PermissionError (output files) are OSErrors.
 REPORTED_ERRORS = (ValueError, TypeError, OSError)
 
-# Hyperparameter defaults come from the estimator so the two cannot drift.
-_DEFAULTS = AnomalousSoundDetector().get_params()
+#: The commands and their one-line help, for ``sk-asd --help``: answered
+#: from these alone, without importing numpy, torch or the estimator.
+COMMANDS: dict[str, str] = {
+    "train": "train a detector on normal clips (a DCASE, MIMII or plain folder)",
+    "score": "score audio files with a trained model",
+    "evaluate": "compute the DCASE AUC/pAUC table on labelled clips",
+    "demo": "train and evaluate on synthetic machine sounds",
+}
+
+
+def _import_runtime() -> None:
+    """Import what the commands use into this module (numpy, torch, sk_asd).
+
+    Deferred to here because torch takes seconds to import: ``sk-asd
+    --help`` and ``--version`` build the parser without it.
+    """
+    global np, load_dcase, parse_dcase_filename, SCORING_BACKENDS
+    global AnomalousSoundDetector, NonFiniteScoreWarning, AudioLoadError
+    global SkippedFile, load_audios, probe_audio, MODEL_SUFFIX, load_model
+    global save_model, LOSSES, _DEFAULTS
+    import numpy as np
+
+    from sk_asd.datasets.dcase import load_dcase, parse_dcase_filename
+    from sk_asd.estimator.detector import SCORING_BACKENDS, AnomalousSoundDetector
+    from sk_asd.estimator.guards import NonFiniteScoreWarning
+    from sk_asd.io.audio import AudioLoadError, SkippedFile, load_audios, probe_audio
+    from sk_asd.io.model import MODEL_SUFFIX, load_model, save_model
+    from sk_asd.nn.losses import LOSSES
+
+    # Hyperparameter defaults come from the estimator so the two cannot drift.
+    _DEFAULTS = AnomalousSoundDetector().get_params()
 
 
 # ---------------------------------------------------------------- reporting
@@ -170,23 +196,39 @@ def _add_train(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "train",
         parents=[common],
-        help="train a detector on the normal clips of one machine type",
+        help=COMMANDS["train"],
         description=(
-            "Train a detector on the normal clips of one machine type of a DCASE "
-            "Task 2 dataset folder (DATA_DIR/<machine type>/<split>/). Machine IDs "
-            "(id_XX, section_XX) are read from the file names. With --split test "
-            "(development data that has no train folder), the first "
-            "--train-fraction of each machine ID's normal clips, by sorted file "
-            "name, are used for training; the model file records them so that "
-            "'sk-asd evaluate' leaves them out."
+            "Train a detector on normal clips. DATA_DIR is one of: a DCASE Task 2 "
+            "dataset folder, with --machine-type (DATA_DIR/<machine type>/<split>/;"
+            " machine IDs id_XX, section_XX from the file names; with --split test,"
+            " for development data that has no train folder, the first "
+            "--train-fraction of each machine ID's normal clips by sorted file "
+            "name, recorded in the model file so that 'sk-asd evaluate' leaves "
+            "them out); a MIMII-style machine folder with one sub-folder per "
+            "machine ID (fan/id_00/normal/*.wav: the ID is the sub-folder's name, "
+            "clips under abnormal/ are left out); or a plain folder of normal "
+            "clips of one machine (its name is the machine ID, or the parent's "
+            "when it is called 'normal'; DCASE file names give their own IDs)."
         ),
     )
-    p.add_argument("data_dir", metavar="DATA_DIR", help="DCASE dataset folder")
+    p.add_argument(
+        "data_dir",
+        metavar="DATA_DIR",
+        help="DCASE dataset folder (with -m), MIMII-style machine folder, or a "
+        "folder of normal clips",
+    )
     p.add_argument(
         "--machine-type",
         "-m",
-        required=True,
-        help="machine-type folder, e.g. fan or ToyCar",
+        help="DCASE machine-type folder, e.g. fan or ToyCar (omit for a plain or "
+        "MIMII-style folder)",
+    )
+    p.add_argument(
+        "--recursive",
+        "-r",
+        action="store_true",
+        help="plain and MIMII-style folders: also take clips from sub-folders "
+        "(default: only the folder itself, or each ID's normal/ folder)",
     )
     p.add_argument(
         "-o",
@@ -203,7 +245,7 @@ def _add_train(sub: Any, common: argparse.ArgumentParser) -> None:
         "--split",
         choices=("train", "test"),
         default="train",
-        help="split folder to take normal clips from (default: train)",
+        help="DCASE: split folder to take normal clips from (default: train)",
     )
     p.add_argument(
         "--train-fraction",
@@ -297,7 +339,7 @@ def _add_score(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "score",
         parents=[common],
-        help="score audio files with a trained model",
+        help=COMMANDS["score"],
         description=(
             "Score audio files with a trained model: one row per file with its "
             "machine ID, anomaly score (higher = more anomalous) and decision "
@@ -305,7 +347,9 @@ def _add_score(sub: Any, common: argparse.ArgumentParser) -> None:
             "are resampled to the model's sample rate and zero-padded or cut to "
             "its training clip length. The machine ID of a file is --machine-id if "
             "given, else the ID in its DCASE file name when the model knows that "
-            "ID, else the model's best-matching ID."
+            "ID, else the name of its nearest folder that is one of the model's "
+            "IDs (a plain folder per machine, MIMII's fan/id_00/...), else the "
+            "model's best-matching ID."
         ),
     )
     p.add_argument("model", metavar="MODEL", help=f"model file ({MODEL_SUFFIX})")
@@ -323,9 +367,16 @@ def _add_score(sub: Any, common: argparse.ArgumentParser) -> None:
         nargs="+",
         help=(
             "audio files, or folders whose " + "/".join(AUDIO_SUFFIXES) + " files "
-            "are scored in sorted order (sub-folders are not searched)"
+            "are scored in sorted order (sub-folders only with --recursive)"
         ),
     )
+    p.add_argument(
+        "--recursive",
+        "-r",
+        action="store_true",
+        help="also score the audio files in the sub-folders of folder arguments",
+    )
+    _add_scoring(p)
     p.add_argument(
         "--csv",
         metavar="PATH",
@@ -344,11 +395,22 @@ def _add_score(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=_cmd_score)
 
 
+def _add_scoring(p: argparse.ArgumentParser) -> None:
+    """``--scoring``: another back-end of a saved model, without retraining."""
+    p.add_argument(
+        "--scoring",
+        choices=SCORING_BACKENDS,
+        default=None,
+        help="score with this back-end instead of the one the model was saved "
+        "with (every back-end is prepared at training)",
+    )
+
+
 def _add_evaluate(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "evaluate",
         parents=[common],
-        help="compute the DCASE AUC/pAUC table on labelled clips",
+        help=COMMANDS["evaluate"],
         description=(
             "Score the labelled clips (normal_/anomaly_ in the file names) of one "
             "machine type and print the DCASE table: for DCASE 2020 names, AUC "
@@ -437,6 +499,7 @@ def _add_evaluate(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="report unreadable files on stderr and evaluate the rest",
     )
+    _add_scoring(p)
     p.set_defaults(handler=_cmd_evaluate)
 
 
@@ -444,7 +507,7 @@ def _add_demo(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "demo",
         parents=[common],
-        help="train and evaluate on synthetic machine sounds",
+        help=COMMANDS["demo"],
         description=(
             "Generate synthetic machine sounds, train a detector on the normal "
             "clips and report how well it finds the anomalies. Needs no data."
@@ -458,8 +521,14 @@ def _add_demo(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=_cmd_demo)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands_only: bool = False) -> argparse.ArgumentParser:
     """Build the ``sk-asd`` argument parser.
+
+    Parameters
+    ----------
+    commands_only : bool, default=False
+        Build the sub-commands without their options: enough for ``sk-asd
+        --help`` and ``--version``, and nothing slow is imported.
 
     Returns
     -------
@@ -479,6 +548,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     sub.required = True
+    if commands_only:
+        for name, text in COMMANDS.items():
+            sub.add_parser(name, help=text)
+        return parser
+    _import_runtime()
     common = _common_options(suppress=True)
     _add_train(sub, common)
     _add_score(sub, common)
@@ -613,24 +687,24 @@ def _format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _expand_inputs(inputs: Sequence[str]) -> list[str]:
-    """Files as given; folders replaced by their audio files, sorted by name."""
+def _expand_inputs(inputs: Sequence[str], recursive: bool = False) -> list[str]:
+    """Files as given; folders replaced by their audio files, sorted by path."""
     files: list[str] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
+            pattern = "**/*" if recursive else "*"
             found = sorted(
-                (
-                    f
-                    for f in path.iterdir()
-                    if f.is_file() and f.name.lower().endswith(AUDIO_SUFFIXES)
-                ),
-                key=lambda f: f.name,
+                f
+                for f in path.glob(pattern)
+                if f.is_file() and f.name.lower().endswith(AUDIO_SUFFIXES)
             )
             if not found:
                 raise FileNotFoundError(
                     f"No audio files ({', '.join(AUDIO_SUFFIXES)}) in folder "
-                    f"'{path}'; sub-folders are not searched."
+                    f"'{path}'"
+                    + ("" if recursive else "; use --recursive to search sub-folders")
+                    + "."
                 )
             files.extend(str(f) for f in found)
         else:
@@ -665,9 +739,17 @@ def _ids_from_names(
             parsed = parse_dcase_filename(Path(p).name)["machine_id"]
         except ValueError:
             parsed = None
+        # A folder per machine (plain, or MIMII's fan/id_00/normal/x.wav):
+        # the nearest enclosing folder that names one of the model's IDs.
+        folder = next(
+            (d.name for d in Path(p).resolve().parents if d.name in known), None
+        )
         if parsed in known:
             ids.append(known[parsed])
             sources.append("filename")
+        elif folder is not None:
+            ids.append(known[folder])
+            sources.append("folder")
         else:
             ids.append(None)
             sources.append("best-match")
@@ -770,19 +852,89 @@ def _load_clips(
 
 
 # ----------------------------------------------------------------- commands
-def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
-    data_dir = Path(args.data_dir)
-    output = Path(args.output or f"{args.machine_type}{MODEL_SUFFIX}")
-    # Checked before hours of training, not after.
-    if output.exists() and not args.force:
-        raise FileExistsError(
-            f"The model file '{output}' already exists; pass --force to overwrite "
-            "it or choose another -o."
+def _audio_files(folder: Path, recursive: bool) -> list[Path]:
+    """Audio files of ``folder`` (and below, when ``recursive``), sorted by path.
+
+    Files under a folder named like anomalies (``abnormal``, ``anomaly``) are
+    left out: they are not normal clips to train on.
+    """
+    pattern = "**/*" if recursive else "*"
+    found = []
+    for f in folder.glob(pattern):
+        folders = {part.lower() for part in f.relative_to(folder).parts[:-1]}
+        if (
+            f.is_file()
+            and f.name.lower().endswith(AUDIO_SUFFIXES)
+            and not folders & _ANOMALY_FOLDERS
+        ):
+            found.append(f)
+    return sorted(found)
+
+
+#: Folder names whose clips are never taken as normal training clips.
+_ANOMALY_FOLDERS = {"abnormal", "anomaly", "anomalous"}
+
+
+def _folder_training_clips(
+    data_dir: Path, recursive: bool, report: _Reporter
+) -> tuple[list[str], list[str], str]:
+    """Normal clips of a plain or MIMII-style folder: (paths, IDs, machine type).
+
+    A folder with audio files of its own is one machine (its name is the
+    ID, or its parent's when it is called ``normal``; clips with DCASE
+    names keep their IDs); otherwise each sub-folder with audio (in its
+    ``normal/`` folder if it has one) is a machine ID, as in MIMII's
+    ``fan/id_00/normal/``.
+    """
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"The training folder '{data_dir}' does not exist.")
+    own = _audio_files(data_dir, recursive=False)
+    if own:
+        name = data_dir.resolve()
+        if name.name.lower() == "normal" and name.parent.name:
+            name = name.parent
+        files = _audio_files(data_dir, recursive) if recursive else own
+        paths, ids = [], []
+        for f in files:
+            try:
+                parsed = parse_dcase_filename(f.name)
+            except ValueError:
+                parsed = None
+            if parsed is not None and parsed.get("is_anomaly") == 1:
+                continue  # an anomaly_ clip, named as such
+            paths.append(str(f))
+            ids.append(str(parsed["machine_id"]) if parsed else name.name)
+        machine_type = name.parent.name if name != data_dir.resolve() else name.name
+        layout = "a plain folder"
+    else:
+        paths, ids = [], []
+        for sub in sorted(d for d in data_dir.iterdir() if d.is_dir()):
+            if sub.name.lower() in _ANOMALY_FOLDERS:
+                continue
+            normal = sub / "normal"
+            files = _audio_files(normal if normal.is_dir() else sub, recursive)
+            paths += [str(f) for f in files]
+            ids += [sub.name] * len(files)
+        machine_type = data_dir.resolve().name
+        layout = "one sub-folder per machine ID"
+    if not paths:
+        raise ValueError(
+            f"No normal audio files ({', '.join(AUDIO_SUFFIXES)}) in '{data_dir}'"
+            + ("" if recursive else " or its sub-folders' normal/ folders")
+            + "; use --recursive to search deeper, or --machine-type for a DCASE "
+            "dataset folder."
         )
-    _check_output(output, "-o")
-    fraction = args.train_fraction
-    if fraction is None:
-        fraction = 1.0 if args.split == "train" else 0.5
+    report.info(
+        f"{data_dir}: {len(paths)} normal clip(s) of {len(set(ids))} machine ID(s) "
+        f"({', '.join(sorted(set(ids)))}), {layout}"
+    )
+    return paths, ids, machine_type
+
+
+def _dcase_training_clips(
+    args: argparse.Namespace, data_dir: Path, fraction: float, report: _Reporter
+) -> tuple[list[str], list[str], str | None]:
+    """Normal training clips of a DCASE folder: (paths, IDs, naming scheme)."""
     data = load_dcase(data_dir, args.machine_type, split=args.split, return_paths=True)
 
     # The train split holds normal clips only, whatever their names say;
@@ -798,14 +950,11 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
             f"No normal clips of '{args.machine_type}' in the {args.split} split "
             f"of '{data_dir}'; train on a folder with normal_ clips."
         )
-    paths: list[str] = []
-    ids: list[str] = []
-    for machine_id in sorted(by_id):
-        clips = sorted(by_id[machine_id], key=lambda p: Path(p).name)
-        # The small epsilon keeps 0.7 * 10 from flooring to 6.
-        k = min(len(clips), max(1, math.floor(fraction * len(clips) + 1e-9)))
-        paths += clips[:k]
-        ids += [machine_id] * k
+    paths, ids = _first_fraction(
+        [p for m in sorted(by_id) for p in by_id[m]],
+        [m for m in sorted(by_id) for _ in by_id[m]],
+        fraction,
+    )
     n_normal = sum(len(v) for v in by_id.values())
     report.info(
         f"{args.machine_type}: {n_normal} normal clip(s) of {len(by_id)} machine "
@@ -813,7 +962,53 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
         f"training on {len(paths)}"
         + ("" if fraction == 1.0 else f" (the first {fraction:g} of each ID)")
     )
+    return paths, ids, data.scheme
 
+
+def _first_fraction(
+    paths: list[str], ids: list[str], fraction: float
+) -> tuple[list[str], list[str]]:
+    """The first ``fraction`` of each machine ID's clips, by sorted file name."""
+    by_id: dict[str, list[str]] = {}
+    for path, machine_id in zip(paths, ids, strict=True):
+        by_id.setdefault(machine_id, []).append(path)
+    kept_paths: list[str] = []
+    kept_ids: list[str] = []
+    for machine_id in sorted(by_id):
+        clips = sorted(by_id[machine_id], key=lambda p: Path(p).name)
+        # The small epsilon keeps 0.7 * 10 from flooring to 6.
+        k = min(len(clips), max(1, math.floor(fraction * len(clips) + 1e-9)))
+        kept_paths += clips[:k]
+        kept_ids += [machine_id] * k
+    return kept_paths, kept_ids
+
+
+def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
+    data_dir = Path(args.data_dir)
+    fraction = args.train_fraction
+    if fraction is None:
+        fraction = 1.0 if args.split == "train" else 0.5
+    scheme: str | None = None
+    if args.machine_type is not None:
+        machine_type = args.machine_type
+    else:
+        # The default output name needs the machine type; listing the
+        # folder is cheap, and its errors come before any training.
+        paths, ids, machine_type = _folder_training_clips(
+            data_dir, args.recursive, report
+        )
+        if fraction < 1.0:
+            paths, ids = _first_fraction(paths, ids, fraction)
+    output = Path(args.output or f"{machine_type}{MODEL_SUFFIX}")
+    # Checked before hours of training, not after.
+    if output.exists() and not args.force:
+        raise FileExistsError(
+            f"The model file '{output}' already exists; pass --force to overwrite "
+            "it or choose another -o."
+        )
+    _check_output(output, "-o")
+    if args.machine_type is not None:
+        paths, ids, scheme = _dcase_training_clips(args, data_dir, fraction, report)
     # Headers first (cheap): bad files fail or are skipped before anything
     # is decoded, and the clip length is the median, so one odd file (a
     # 1-hour recording) cannot set every clip's length.
@@ -875,13 +1070,14 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
     save_model(
         detector,
         output,
-        machine_type=args.machine_type,
+        machine_type=machine_type,
         training_paths=batch.paths,
         data_dir=data_dir,
         extra={
-            "split": args.split,
+            # No DCASE split for a plain or MIMII-style folder.
+            "split": args.split if args.machine_type is not None else None,
             "train_fraction": fraction,
-            "naming_scheme": data.scheme,
+            "naming_scheme": scheme,
         },
     )
     report.info(f"saved model to {output}")
@@ -891,7 +1087,9 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
 def _cmd_score(args: argparse.Namespace, report: _Reporter) -> int:
     _check_output(args.csv, "--csv")
     detector = load_model(args.model, trust_pickle=args.trust_pickle)
-    files = _expand_inputs(args.inputs)
+    if args.scoring is not None:
+        detector.set_params(scoring=args.scoring)
+    files = _expand_inputs(args.inputs, recursive=args.recursive)
     batch = _load_clips(files, detector, args.skip_bad, report)
     ids, sources = _ids_from_names(detector, batch.paths, args.machine_id)
     n_best = sources.count("best-match")
@@ -915,7 +1113,9 @@ def _cmd_score(args: argparse.Namespace, report: _Reporter) -> int:
             report.info(f"wrote {len(rows)} row(s) to {args.csv}")
     else:
         rows = [
-            [_printable(p), str(m), f"{s:.4f}", _decision_text(d), src]
+            # Six significant digits: k-means scores lie near 1e-4, where a
+            # fixed number of decimals would print 0.0000.
+            [_printable(p), str(m), f"{s:.6g}", _decision_text(d), src]
             for p, m, s, d, src in zip(
                 batch.paths, used, anomaly, decisions, sources, strict=True
             )
@@ -982,6 +1182,8 @@ def _cmd_evaluate(args: argparse.Namespace, report: _Reporter) -> int:
     detector, metadata = load_model(
         args.model, return_metadata=True, trust_pickle=args.trust_pickle
     )
+    if args.scoring is not None:
+        detector.set_params(scoring=args.scoring)
     recorded_type = metadata.get("machine_type")
     machine_type = args.machine_type or recorded_type
     if not machine_type:
@@ -1197,7 +1399,10 @@ def main(argv: list[str] | None = None) -> int:
     >>> status
     0
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Without a command (``--help``, ``--version``, a usage error) the
+    # parser needs no options of the commands, and so no torch.
+    parser = build_parser(commands_only=not set(argv) & set(COMMANDS))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

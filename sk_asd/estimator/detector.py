@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Integral, Real
 from typing import Any
 
@@ -38,6 +39,7 @@ from sk_asd.estimator.guards import (
 from sk_asd.estimator.net import ASDNet, RestoreBestWeights
 from sk_asd.estimator.presets import RECIPES, SINGLE_MACHINE_SPEEDS, auto_epochs
 from sk_asd.estimator.progress import EpochProgress
+from sk_asd.estimator.speed import SPEEDS, net_options, resolve_speed
 from sk_asd.estimator.streaming import (
     AudioFileDataset,
     change_speed,
@@ -123,11 +125,6 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         Ruff et al.'s Deep SVDD, argue that bias terms let a network map
         every input to the same point, the trivial solution of a
         compactness loss.
-    stft_precision : {"adaptive", "float64"}, default="adaptive"
-        Precision of the log-mel's STFT.  ``"adaptive"``: float32, with the
-        frames that need it (a band more than 70 dB below the frame's power)
-        recomputed in float64; within 1e-3 dB of float64, which takes about
-        2.5x as long.  ``"float64"``: every frame in float64.
     sample_rate : int, default=16000
         Sample rate of the waveforms in ``X``.  Arrays carry no rate, so it
         is the caller's promise; :mod:`sk_asd.io` resamples files to it.
@@ -194,45 +191,27 @@ default="auto"
         process-wide).  ``None`` keeps torch's current setting, which inside
         joblib/loky workers (``GridSearchCV(n_jobs=k)``) is already limited
         to avoid oversubscription.
-    precision : {"float32", "auto", "bfloat16", "float16"}, default="float32"
-        Autocast of the backbone.  ``"auto"``: bfloat16 where the CPU has
-        native bfloat16 kernels (and on CUDA); the log-mel and the margin
-        criterion always stay in float32/float64.  bfloat16 moved scores by a
-        few per cent while keeping their ranking in our tests.
-    channels_last : bool, default=False
-        Run the backbone in the NHWC memory format (faster oneDNN kernels).
-    fast_prelu : bool, default=False
-        PReLU with a faster, bitwise-equal backward pass (CPU training).
-    cache_logmel : bool, default=False
-        Compute the log-mels of the training clips once per fit (array input
-        only).
-    fold_batchnorm : bool, default=False
-        Score with a copy whose BatchNorms are folded into the convolutions.
-    retain_heap : bool, default=False
-        Keep large activations on the heap during fit and scoring (glibc only;
-        the previous allocator thresholds are restored afterwards).
-        Measured on 2 CPU cores, 10 s clips, batch 16
-        (``benchmarks/bench_throughput.py``): the six options together trained
-        3.2-3.6x and scored 1.9-2.1x faster than a plain fp32 PyTorch loop
-        in the best rounds of two runs (with ``compile`` as well: 3.3-3.6x
-        and 2.3-2.6x; with ``compile`` and ``int8_scoring``, four runs:
-        3.2-3.7x and 2.47-2.78x); the reference's own scoring speed varies
-        most.
-    compile : bool, default=False
-        ``torch.compile`` the backbone for training, and for scoring a copy
-        with BatchNorm folded in (its elementwise work fused into generated
-        kernels) and the front end after the log-mel.  Compiling takes
-        seconds to a minute on 2 CPU cores, once per fit and once per fitted
-        model's first scoring call; if it fails, a warning is issued and the
-        eager code is used.
-    int8_scoring : bool, default=False
-        Score with the backbone's 1x1 convolutions (most of its work) in
-        int8, on CPUs only (:mod:`sk_asd.nn.quantization`): their input
-        ranges are calibrated on 64 training clips at the end of ``fit``,
-        and the int8 copy is always compiled (run eagerly, int8 is slower
-        than bfloat16).  Training is unchanged.  Embeddings stay within
-        about 0.5 % of the bfloat16 ones; see ``docs/performance.rst`` for
-        the AUC over seeds.  A ``ValueError`` at ``fit`` on a GPU device.
+    speed : {"auto", "reference", "compiled", "fastest"} or dict, \
+default="auto"
+        How fast the network computes the same recipe
+        (:mod:`sk_asd.estimator.speed`, one table of levels); resolved in
+        ``fit`` into ``speed_``, which scoring uses too (set it before
+        fitting).  ``"auto"``: every speed-up exact up to float rounding
+        (channels-last layout, a faster PReLU backward, log-mels cached per
+        fit, BatchNorm folded for scoring, the heap kept between batches)
+        plus bfloat16 autocast of the backbone where the hardware runs it
+        natively, whose AUC stayed within the float32 seed spread
+        (``benchmarks/bench_speed_auc.py``).  ``"reference"``: plain float32,
+        every option off, the paper's arithmetic.  ``"compiled"``: ``"auto"``
+        plus ``torch.compile`` (seconds to a minute of compiling per fit and
+        per fitted model's first scoring call; a warning and eager code if it
+        fails).  ``"fastest"``: ``"compiled"`` plus int8 scoring of the
+        backbone's 1x1 convolutions on CPUs (calibrated on 64 training clips
+        at the end of ``fit``; embeddings within about 0.5 % of bfloat16).
+        A dict overrides single options of a level, e.g.
+        ``{"level": "reference", "stft_precision": "float64"}`` (the level
+        defaults to ``"auto"``); see :data:`~sk_asd.estimator.speed.SPEEDS`
+        for the options.  Measured speed-ups: ``docs/performance.rst``.
     crop_seconds : float, None or "auto", default="auto"
         ``"auto"``: the recipe's (0.5 s, or whole clips for ``"paper"``).
         Train on one random crop of this length from every clip, redrawn at
@@ -262,6 +241,11 @@ default="auto"
     ----------
     machine_ids_ : ndarray of shape (n_machine_ids,)
         The machine IDs seen in ``fit``, sorted.
+    speed_ : dict
+        The engine options ``fit`` resolved ``speed`` into for its device
+        (:func:`~sk_asd.estimator.speed.resolve_speed`): ``"level"``, and
+        e.g. ``"precision": "bfloat16"`` where ``"auto"`` found native
+        bfloat16 kernels; scoring runs with the same options.
     offset_ : ndarray of shape (n_machine_ids,)
         Per-machine threshold on :meth:`score_samples` for the current
         ``scoring``; ``decision_function = score_samples - offset_[machine]``.
@@ -360,7 +344,6 @@ default="auto"
         "trainable_centres": ["boolean"],
         "n_subclusters": [Interval(Integral, 1, None, closed="left")],
         "bias_free": ["boolean"],
-        "stft_precision": [StrOptions({"adaptive", "float64"})],
         "sample_rate": [Interval(Integral, 1, None, closed="left")],
         "n_mels": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
@@ -380,14 +363,7 @@ default="auto"
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "device": [str],
         "n_threads": [None, Interval(Integral, 1, None, closed="left")],
-        "precision": [StrOptions({"auto", "float32", "bfloat16", "float16"})],
-        "channels_last": ["boolean"],
-        "fast_prelu": ["boolean"],
-        "cache_logmel": ["boolean"],
-        "fold_batchnorm": ["boolean"],
-        "retain_heap": ["boolean"],
-        "compile": ["boolean"],
-        "int8_scoring": ["boolean"],
+        "speed": [StrOptions(set(SPEEDS)), dict],
         "crop_seconds": [
             None,
             StrOptions({"auto"}),
@@ -410,7 +386,6 @@ default="auto"
         trainable_centres: bool = True,
         n_subclusters: int = 16,
         bias_free: bool = False,
-        stft_precision: str = "adaptive",
         sample_rate: int = 16000,
         n_mels: int | str = "auto",
         embedding_dim: int = 128,
@@ -424,14 +399,7 @@ default="auto"
         contamination: str | float = "auto",
         device: str = "auto",
         n_threads: int | None = None,
-        precision: str = "float32",
-        channels_last: bool = False,
-        fast_prelu: bool = False,
-        cache_logmel: bool = False,
-        fold_batchnorm: bool = False,
-        retain_heap: bool = False,
-        compile: bool = False,
-        int8_scoring: bool = False,
+        speed: str | dict[str, Any] = "auto",
         crop_seconds: float | str | None = "auto",
         n_loader_workers: int = 0,
         random_state: int | np.random.RandomState | None = None,
@@ -446,7 +414,6 @@ default="auto"
         self.trainable_centres = trainable_centres
         self.n_subclusters = n_subclusters
         self.bias_free = bias_free
-        self.stft_precision = stft_precision
         self.sample_rate = sample_rate
         self.n_mels = n_mels
         self.embedding_dim = embedding_dim
@@ -460,14 +427,7 @@ default="auto"
         self.contamination = contamination
         self.device = device
         self.n_threads = n_threads
-        self.precision = precision
-        self.channels_last = channels_last
-        self.fast_prelu = fast_prelu
-        self.cache_logmel = cache_logmel
-        self.fold_batchnorm = fold_batchnorm
-        self.retain_heap = retain_heap
-        self.compile = compile
-        self.int8_scoring = int8_scoring
+        self.speed = speed
         self.crop_seconds = crop_seconds
         self.n_loader_workers = n_loader_workers
         self.random_state = random_state
@@ -555,6 +515,9 @@ default="auto"
         self, X: Any, y: Any, attributes: Any = None, domains: Any = None
     ) -> AnomalousSoundDetector:
         self._resolve_recipe()
+        device = resolve_device(self.device)
+        # Before any I/O: a bad speed dict fails at once.
+        self.speed_ = resolve_speed(self.speed, device)
         self._crop_samples()  # a crop shorter than one window fails before any I/O
         from_files = is_path_sequence(X)
         if from_files:
@@ -610,7 +573,6 @@ default="auto"
         seed = int(
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
-        device = resolve_device(self.device)
         self.net_ = self._build_net(device, y_train, seed, from_files=from_files)
         fork_devices = (
             [torch.device(device).index or 0] if device.startswith("cuda") else []
@@ -689,7 +651,6 @@ default="auto"
             module__n_mels=self.n_mels_,
             module__embedding_dim=self.embedding_dim,
             module__bias_free=self.bias_free,
-            module__stft_precision=self.stft_precision,
             criterion=MarginLoss,
             criterion__n_classes=self.n_classes_,
             criterion__embedding_dim=self.embedding_dim,
@@ -710,21 +671,24 @@ default="auto"
             callbacks=callbacks,
             mixup_alpha=self.mixup_alpha,
             n_threads=self.n_threads,
-            module__channels_last=self.channels_last,
-            # The faster PReLU backward was measured on the CPU only.
-            module__fast_prelu=self.fast_prelu and not device.startswith("cuda"),
-            amp_dtype=None if self.precision == "float32" else self.precision,
-            cache_logmel=self.cache_logmel,
-            fold_batchnorm=self.fold_batchnorm,
-            retain_heap=self.retain_heap,
-            compile_backbone=self.compile,
-            int8_scoring=self.int8_scoring,
+            # The engine options of the level resolved in fit (speed_).
+            **net_options(self._speed_options(device)),
             crop_samples=self._crop_samples(),
             **self._loader_params(device),
             device=device,
             # skorch's own epoch table from verbose=2 on.
             verbose=max(self.verbose - 1, 0),
         )
+
+    def _speed_options(self, device: str) -> dict[str, Any]:
+        """The resolved engine options: ``speed_`` once fitted.
+
+        A detector loaded from a file written before ``speed_`` existed
+        resolves its ``speed`` parameter (mapped from the old switches by
+        :mod:`sk_asd.estimator.persistence`) here.
+        """
+        options = getattr(self, "speed_", None)
+        return resolve_speed(self.speed, device) if options is None else options
 
     def _rebuild_net(self, device: str) -> ASDNet:
         """An initialised net of the fitted architecture, weights not loaded.
@@ -1098,8 +1062,14 @@ default="auto"
         own = self.class_machine_[None, :] == codes[:, None]
         return np.where(own, base, -np.inf).argmax(axis=1)
 
-    def _codes(self, machine_ids: Any, n_clips: int) -> np.ndarray | None:
-        """Integer codes of known machine IDs; ``None`` when not given."""
+    def _codes(
+        self, machine_ids: Any, n_clips: int, *, allow_unknown: bool = False
+    ) -> np.ndarray | None:
+        """Integer codes of known machine IDs; ``None`` when not given.
+
+        An ID not seen in ``fit`` raises, or with ``allow_unknown`` gets the
+        code -1.
+        """
         if machine_ids is None:
             return None
         ids = check_machine_ids(machine_ids, n_clips, name="machine_ids")
@@ -1107,11 +1077,16 @@ default="auto"
         codes = np.searchsorted(known, ids)
         codes = np.clip(codes, 0, known.size - 1)
         unknown = known[codes] != ids
+        if unknown.any() and allow_unknown:
+            return np.where(unknown, -1, codes)
         if unknown.any():
             raise ValueError(
                 f"Unknown machine ID(s) {np.unique(ids[unknown])[:5].tolist()}: this "
                 f"detector was fitted on {known.tolist()}. Score clips of a new "
-                "machine with machine_ids=None (best match) or refit with it."
+                "machine with machine_ids=None (best match) or refit with it; in "
+                "cross-validation, split with StratifiedKFold(n_splits, "
+                "shuffle=True) on the machine IDs, so that every test fold's "
+                "machines are in its training fold."
             )
         return codes
 
@@ -1278,7 +1253,12 @@ default="auto"
         X : array-like of shape (n_clips, n_samples)
             Normal clips.
         y : array-like of shape (n_clips,), default=None
-            Their machine IDs; ``None`` uses the best-matching ID.
+            Their machine IDs; ``None`` uses the best-matching ID.  Clips of
+            machine IDs not seen in ``fit`` (an unshuffled ``KFold`` over
+            clips sorted by machine) are scored against their best-matching
+            ID, with a warning that names them, so that
+            ``cross_val_score(det, X, machine_ids, cv=5)`` gives a number
+            rather than NaN.
 
         Returns
         -------
@@ -1286,11 +1266,26 @@ default="auto"
         """
         check_is_fitted(self)
         X = self._check_input(X)
-        codes = self._codes(y, len(X))
+        codes = self._codes(y, len(X), allow_unknown=True)
         cosine = self._class_cosine(self._embed(X))
         n_base = self.class_machine_.size
+        best = self.class_machine_[cosine[:, :n_base].argmax(axis=1)]
         if codes is None:
-            codes = self.class_machine_[cosine[:, :n_base].argmax(axis=1)]
+            codes = best
+        elif (codes < 0).any():
+            unknown = np.unique(np.asarray(y, dtype=object)[codes < 0])
+            warnings.warn(
+                f"score: {int((codes < 0).sum())} clip(s) of machine ID(s) "
+                f"{unknown[:5].tolist()} not seen in fit (fitted on "
+                f"{self.machine_ids_.tolist()}) are scored against their "
+                "best-matching machine ID. In cross-validation, split with "
+                "StratifiedKFold(n_splits, shuffle=True) and pass the machine IDs "
+                "as y, so that every test fold's machines are in its training "
+                "fold.",
+                UserWarning,
+                stacklevel=2,
+            )
+            codes = np.where(codes < 0, best, codes)
         rows = np.arange(len(X))
         own = cosine[rows, self._best_classes(cosine, codes)]
         # The machine's other attribute classes are not rivals; its speed

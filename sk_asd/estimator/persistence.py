@@ -31,6 +31,7 @@ import torch
 from skorch.history import History
 
 from sk_asd.estimator.detector import AnomalousSoundDetector
+from sk_asd.estimator.speed import SPEEDS
 from sk_asd.io.model import ModelCodec, register_model_codec
 
 __all__ = ["CODEC", "decode_detector", "describe_detector", "encode_detector"]
@@ -306,6 +307,7 @@ def decode_detector(
     ):
         raise ValueError("the detector record is incomplete")
     known = AnomalousSoundDetector().get_params(deep=False)
+    params_spec = _map_engine_switches(params_spec, arrays)
     unknown = sorted(set(params_spec) - set(known))
     if unknown:
         raise ValueError(
@@ -354,6 +356,37 @@ def decode_detector(
         )
     detector.net_ = net
     return detector
+
+
+def _map_engine_switches(
+    params_spec: dict[str, Any], arrays: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """Parameters of a file written before ``speed``: its switches as ``speed``.
+
+    Up to sk_asd 0.x the engine options were constructor parameters of their
+    own (``precision``, ``channels_last``, ..., ``int8_scoring``); they are
+    the options of :data:`~sk_asd.estimator.speed.SPEEDS` under the same
+    names, so they map exactly: all at their old defaults is
+    ``speed="reference"`` (which those files scored with), anything else a
+    dict over ``"reference"``.
+    """
+    old = [name for name in SPEEDS["reference"] if name in params_spec]
+    if not old:
+        return params_spec
+    if "speed" in params_spec:
+        raise ValueError(
+            f"it sets both 'speed' and the engine switches {old} it replaced"
+        )
+    params_spec = dict(params_spec)
+    switches = {name: _decode(params_spec.pop(name), arrays) for name in old}
+    changed = {
+        name: value
+        for name, value in switches.items()
+        if value != SPEEDS["reference"][name]
+    }
+    speed: Any = {"level": "reference", **changed} if changed else "reference"
+    params_spec["speed"] = _Encoder().value("param.speed", speed)
+    return params_spec
 
 
 def _check_fitted_state(detector: AnomalousSoundDetector) -> None:

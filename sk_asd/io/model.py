@@ -227,6 +227,21 @@ class ModelCodec:
 _CODECS: dict[str, ModelCodec] = {}
 
 
+def _registered_codecs() -> dict[str, ModelCodec]:
+    """The codecs, after importing the modules that register them.
+
+    Those modules are named by the package root (``sk_asd.CODEC_MODULES``),
+    not imported here by name of a layer above this one.
+    """
+    import importlib
+
+    import sk_asd
+
+    for name in sk_asd.CODEC_MODULES:
+        importlib.import_module(name)
+    return _CODECS
+
+
 def register_model_codec(codec: ModelCodec) -> None:
     """Make :func:`save_model` and :func:`load_model` handle ``codec.cls``.
 
@@ -424,7 +439,7 @@ def _stored_training_paths(
 
 def _unwrap(path: Path, obj: Any) -> tuple[Any, dict[str, Any]]:
     """Split an unpickled object (legacy format) into (estimator, metadata)."""
-    classes = tuple(c.cls for c in _CODECS.values())
+    classes = tuple(c.cls for c in _registered_codecs().values())
     if classes and isinstance(obj, classes):
         # A bare joblib.dump(det, path): no record of how it was trained.
         return obj, {
@@ -557,7 +572,7 @@ def _load_archive(path: Path) -> tuple[Any, dict[str, Any]]:
     metadata = document.get("metadata")
     if not isinstance(estimator_doc, dict) or not isinstance(metadata, dict):
         raise ModelLoadError(path, "the model record is incomplete")
-    codec = _CODECS.get(str(estimator_doc.get("class")))
+    codec = _registered_codecs().get(str(estimator_doc.get("class")))
     if codec is None:
         raise ModelLoadError(
             path, f"it holds an unknown estimator {estimator_doc.get('class')!r}"

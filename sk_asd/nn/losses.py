@@ -174,7 +174,9 @@ class MarginLoss(nn.Module):
         up to a constant), with no margin.
         """
         if self.loss == "softmax":
-            return self.head(embeddings).float()
+            # The criterion runs in float32 outside the backbone's autocast;
+            # a bfloat16 embedding would not meet the float32 weights.
+            return self.head(embeddings.float()).float()
         if self.loss == "subcluster_adacos":
             return self._class_log_probs(self.head(embeddings))
         return add_angular_margin(

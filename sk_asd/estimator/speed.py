@@ -1,0 +1,202 @@
+"""Speed levels: what ``AnomalousSoundDetector(speed=...)`` switches on.
+
+One table, :data:`SPEEDS`, names every engine option of the network for each
+level; :func:`resolve_speed` turns a level (or a dict of overrides) into the
+options a ``fit`` on a given device uses, recorded as the detector's fitted
+``speed_``; :func:`net_options` routes them to :class:`~sk_asd.estimator.net.ASDNet`.
+The benchmarks and tests take their option sets from here, so that a new
+speed-up is one row of the table (plus its implementation in ``net.py`` or
+``sk_asd.nn``), never a new constructor parameter.
+
+Levels
+------
+``"reference"``
+    Plain float32, every option off: the paper's arithmetic (the log-mel's
+    STFT in float32 with float64 where a frame needs it, within 1e-3 dB of
+    float64).
+``"auto"`` (the detector's default)
+    Every speed-up that is exact up to float rounding (channels-last memory
+    format, the faster PReLU backward, log-mels cached per fit, BatchNorm
+    folded for scoring, the heap kept across batches), plus bfloat16 autocast
+    of the backbone where the hardware runs it natively (CPUs with
+    AVX512-BF16/AMX, CUDA): ``benchmarks/bench_speed_auc.py`` measured AUCs
+    within the float32 seed-to-seed spread with it.
+``"compiled"``
+    ``"auto"`` plus ``torch.compile`` of the backbone (training) and of a
+    BatchNorm-folded scoring copy; compiling costs seconds to a minute per
+    fit and per fitted model's first scoring call.
+``"fastest"``
+    ``"compiled"`` plus int8 scoring of the backbone's 1x1 convolutions on a
+    CPU (calibrated at the end of ``fit``; training is unchanged).  On a GPU,
+    or a torch build without oneDNN's quantised convolution, it is
+    ``"compiled"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from sk_asd.estimator.net import resolve_amp_dtype
+from sk_asd.nn.quantization import int8_available
+
+__all__ = ["SPEEDS", "SPEED_LEVELS", "net_options", "resolve_speed"]
+
+#: Every engine option of the network and its value at each level.  The
+#: options change how fast the same recipe runs, not what it learns, up to
+#: float rounding (``precision`` and ``int8_scoring`` round more coarsely).
+#:
+#: - ``precision``: autocast of the backbone, "float32", "bfloat16",
+#:   "float16" or "auto" (bfloat16 where native, see
+#:   :func:`~sk_asd.estimator.net.resolve_amp_dtype`);
+#: - ``stft_precision``: "adaptive" (float32, float64 where needed) or
+#:   "float64" (every frame);
+#: - ``channels_last``: NHWC backbone (faster oneDNN kernels);
+#: - ``fast_prelu``: PReLU with a faster, bitwise-equal backward (CPU);
+#: - ``cache_logmel``: log-mels of array input computed once per fit;
+#: - ``fold_batchnorm``: score with BatchNorm folded into the convolutions;
+#: - ``retain_heap``: keep freed activations in the process (glibc);
+#: - ``compile``: ``torch.compile`` for training and scoring;
+#: - ``int8_scoring``: int8 1x1 convolutions when scoring (CPU).
+SPEEDS: dict[str, dict[str, Any]] = {
+    "reference": {
+        "precision": "float32",
+        "stft_precision": "adaptive",
+        "channels_last": False,
+        "fast_prelu": False,
+        "cache_logmel": False,
+        "fold_batchnorm": False,
+        "retain_heap": False,
+        "compile": False,
+        "int8_scoring": False,
+    },
+}
+SPEEDS["auto"] = {
+    **SPEEDS["reference"],
+    "precision": "auto",
+    "channels_last": True,
+    "fast_prelu": True,
+    "cache_logmel": True,
+    "fold_batchnorm": True,
+    "retain_heap": True,
+}
+SPEEDS["compiled"] = {**SPEEDS["auto"], "compile": True}
+SPEEDS["fastest"] = {**SPEEDS["compiled"], "int8_scoring": True}
+
+#: The level names, slowest first.
+SPEED_LEVELS: tuple[str, ...] = tuple(SPEEDS)
+
+#: Allowed values of each option (checked for dicts passed as ``speed``).
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "precision": ("float32", "auto", "bfloat16", "float16"),
+    "stft_precision": ("adaptive", "float64"),
+}
+
+
+def _check_overrides(speed: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of a dict ``speed``: its ``"level"`` with its overrides."""
+    level = speed.get("level", "auto")
+    if level not in SPEEDS:
+        raise ValueError(
+            f"speed['level']={level!r} is not a speed level; use one of {list(SPEEDS)}."
+        )
+    options = dict(SPEEDS[level])
+    for name, value in speed.items():
+        if name == "level":
+            continue
+        if name not in options:
+            raise ValueError(
+                f"speed has an unknown option {name!r}; the options are "
+                f"{sorted(options)} (and 'level', the level they modify)."
+            )
+        allowed = _CHOICES.get(name, (False, True))
+        # bool is checked by type: 0/1 and numpy bools pass, strings do not.
+        valid = (
+            value in allowed
+            if name in _CHOICES
+            else isinstance(value, bool) or type(value).__name__ == "bool_"
+        )
+        if not valid:
+            raise ValueError(
+                f"speed[{name!r}]={value!r} is not valid; use one of {list(allowed)}."
+            )
+        options[name] = value if name in _CHOICES else bool(value)
+    return options
+
+
+def resolve_speed(speed: str | Mapping[str, Any], device: str) -> dict[str, Any]:
+    """The engine options a ``fit`` on ``device`` uses for ``speed``.
+
+    Parameters
+    ----------
+    speed : str or dict
+        A level of :data:`SPEEDS`, or a dict of options that override a
+        level's (``{"level": "reference", "precision": "bfloat16"}``; the
+        level defaults to ``"auto"``).
+    device : str
+        The torch device of the fit ("cpu", "cuda", "cuda:1", ...).
+
+    Returns
+    -------
+    dict
+        ``"level"`` (the level, or ``"custom"`` for a dict) and every option
+        of :data:`SPEEDS` resolved for ``device``: ``precision`` is the
+        autocast dtype actually used ("float32" where bfloat16 would be
+        emulated); ``fast_prelu`` is off on GPUs (measured on CPUs only);
+        the levels drop ``int8_scoring`` where it cannot run (GPUs, torch
+        builds without oneDNN's quantised convolution), while a dict asking
+        for it there fails in ``fit`` with a ``ValueError``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown level, option or option value.
+    """
+    if isinstance(speed, Mapping):
+        options = _check_overrides(speed)
+        level = "custom"
+    elif speed in SPEEDS:
+        options = dict(SPEEDS[speed])
+        level = speed
+    else:
+        raise ValueError(
+            f"speed={speed!r} is not a speed level; use one of {list(SPEEDS)} or "
+            "a dict of options."
+        )
+    cpu = torch.device(device).type == "cpu"
+    amp = options["precision"]
+    dtype = resolve_amp_dtype(None if amp == "float32" else amp, device)
+    options["precision"] = "float32" if dtype is None else str(dtype).split(".")[-1]
+    options["fast_prelu"] = options["fast_prelu"] and cpu
+    if level != "custom":
+        options["int8_scoring"] = options["int8_scoring"] and cpu and int8_available()
+    return {"level": level, **options}
+
+
+def net_options(speed_: Mapping[str, Any]) -> dict[str, Any]:
+    """:class:`~sk_asd.estimator.net.ASDNet` parameters for resolved options.
+
+    Parameters
+    ----------
+    speed_ : dict
+        Options as :func:`resolve_speed` returns them.
+
+    Returns
+    -------
+    dict
+        Keyword arguments of ``ASDNet`` (``module__`` ones routed to
+        :class:`~sk_asd.nn.network.TASTgramMFN`).
+    """
+    return {
+        "amp_dtype": None if speed_["precision"] == "float32" else speed_["precision"],
+        "module__stft_precision": speed_["stft_precision"],
+        "module__channels_last": bool(speed_["channels_last"]),
+        "module__fast_prelu": bool(speed_["fast_prelu"]),
+        "cache_logmel": bool(speed_["cache_logmel"]),
+        "fold_batchnorm": bool(speed_["fold_batchnorm"]),
+        "retain_heap": bool(speed_["retain_heap"]),
+        "compile_backbone": bool(speed_["compile"]),
+        "int8_scoring": bool(speed_["int8_scoring"]),
+    }
