@@ -578,6 +578,21 @@ def dcase2023_run(tmp_path_factory):
     )
 
 
+def test_train_reads_attributes_and_domains_from_2023_names(dcase2023_run, tmp_path):
+    run = dcase2023_run
+    model = load_model(run.model)
+    # Machine x attribute classes from the names, target clips kept apart.
+    assert model.class_machine_.size > model.machine_ids_.size
+    assert all(a.startswith("spd_") for a in model.class_attributes_)
+    assert model.n_target_clips_.tolist() == [2, 2]
+    plain = tmp_path / "plain.skasd"
+    argv = ["train", str(run.root), "-m", "synth", "-o", str(plain), "-q"]
+    assert main([*argv, *FAST_TRAIN, "--no-attributes", "--no-domains"]) == 0
+    model = load_model(plain)
+    assert model.class_machine_.tolist() == [0, 1]
+    assert model.n_target_clips_.tolist() == [0, 0]
+
+
 def _official_score(out: str) -> float:
     lines = [line for line in out.splitlines() if line.startswith("official score:")]
     assert len(lines) == 1, out

@@ -248,6 +248,18 @@ def _add_train(sub: Any, common: argparse.ArgumentParser) -> None:
         help="DCASE: split folder to take normal clips from (default: train)",
     )
     p.add_argument(
+        "--no-attributes",
+        action="store_true",
+        help="DCASE 2022+: do not train on the attributes in the file names "
+        "(default: machine x attribute classes as the auxiliary task)",
+    )
+    p.add_argument(
+        "--no-domains",
+        action="store_true",
+        help="DCASE 2021+: do not treat target-domain training clips apart "
+        "(default: kept whole as neighbours and centres)",
+    )
+    p.add_argument(
         "--train-fraction",
         type=_fraction,
         metavar="F",
@@ -1029,6 +1041,7 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
     _report_skipped(batch, report)
     train_ids = [ids[good[i]] for i in batch.indices.tolist()]
     X = batch.waves
+    extra_fit = _names_metadata(args, batch.paths, report)
     odd = int(np.sum((batch.lengths > 2 * n_samples) | (2 * batch.lengths < n_samples)))
     if np.any(batch.lengths != n_samples):
         report.info(
@@ -1060,7 +1073,7 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
     start = time.perf_counter()
     # skorch prints its epoch table to stdout; progress belongs on stderr.
     with contextlib.redirect_stdout(sys.stderr):
-        detector.fit(X, train_ids)
+        detector.fit(X, train_ids, **extra_fit)
     report.info(
         f"trained {detector.max_epochs_} epoch(s) in "
         f"{time.perf_counter() - start:.1f} s"
@@ -1082,6 +1095,37 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
     )
     report.info(f"saved model to {output}")
     return 0
+
+
+def _names_metadata(
+    args: argparse.Namespace, paths: Sequence[str], report: _Reporter
+) -> dict[str, Any]:
+    """``attributes`` and ``domains`` for ``fit``, read off DCASE 2021+ names.
+
+    Attributes are used when every clip's name carries them (2022+), domains
+    when some clip is a target-domain one; plain and MIMII folders have
+    neither.
+    """
+    if args.machine_type is None:
+        return {}
+    info = [parse_dcase_filename(Path(p).name) for p in paths]
+    extra: dict[str, Any] = {}
+    attributes = [i.get("attributes") for i in info]
+    if not args.no_attributes and all(attributes):
+        n_classes = len(set(zip((i["machine_id"] for i in info), attributes)))
+        report.info(
+            f"training on {n_classes} machine x attribute class(es) from the file "
+            "names (--no-attributes: machine IDs only)"
+        )
+        extra["attributes"] = attributes
+    domains = [i.get("domain") for i in info]
+    if not args.no_domains and "target" in domains:
+        report.info(
+            f"{domains.count('target')} target-domain clip(s) kept whole as "
+            "neighbours (--no-domains: pooled with the source clips)"
+        )
+        extra["domains"] = domains
+    return extra
 
 
 def _cmd_score(args: argparse.Namespace, report: _Reporter) -> int:
