@@ -388,3 +388,23 @@ def test_speed_options_keep_the_ranking(data):
     )
     bf16 = AnomalousSoundDetector(**FAST, speed={"precision": "bfloat16"}).fit(X, ids)
     assert np.isfinite(bf16.score_samples(X, ids)).all()
+
+
+@pytest.mark.parametrize("given", [True, False])
+def test_score_details_match_the_separate_methods(fitted, data, given):
+    X, ids = data
+    machine_ids = ids if given else None
+    details = fitted.score_details(X, machine_ids=machine_ids)
+    np.testing.assert_allclose(
+        details.score_samples, fitted.score_samples(X, machine_ids), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        details.decision_function,
+        fitted.decision_function(X, machine_ids),
+        rtol=1e-6,
+        atol=1e-9,
+    )
+    if given:
+        assert details.machine_ids.tolist() == ids.tolist()
+    else:
+        assert set(details.machine_ids.tolist()) <= set(fitted.machine_ids_.tolist())

@@ -59,13 +59,14 @@ def _import_runtime() -> None:
     """
     global np, load_dcase, parse_dcase_filename, SCORING_BACKENDS
     global AnomalousSoundDetector, NonFiniteScoreWarning, AudioLoadError
+    global labels_from_decision
     global SkippedFile, load_audios, probe_audio, MODEL_SUFFIX, load_model
     global save_model, LOSSES, _DEFAULTS
     import numpy as np
 
     from sk_asd.datasets.dcase import load_dcase, parse_dcase_filename
     from sk_asd.estimator.detector import SCORING_BACKENDS, AnomalousSoundDetector
-    from sk_asd.estimator.guards import NonFiniteScoreWarning
+    from sk_asd.estimator.guards import NonFiniteScoreWarning, labels_from_decision
     from sk_asd.io.audio import AudioLoadError, SkippedFile, load_audios, probe_audio
     from sk_asd.io.model import MODEL_SUFFIX, load_model, save_model
     from sk_asd.nn.losses import LOSSES
@@ -777,41 +778,34 @@ def _score_clips(
 ) -> tuple[np.ndarray, list[Any], np.ndarray | None]:
     """Anomaly scores, the machine ID used and predict's labels for each clip.
 
-    Clips with ``ids[i] is None`` are scored against every machine ID and
-    keep the best match (the lowest anomaly score), as
-    ``score_samples(X, machine_ids=None)`` does; doing it through the public
-    per-ID scores also tells which ID matched.
+    Clips with ``ids[i] is None`` are scored against their best-matching
+    machine ID (the lowest anomaly score), as ``score_samples(X,
+    machine_ids=None)`` does.  The network runs once per clip
+    (:meth:`~sk_asd.AnomalousSoundDetector.score_details`).
     """
     n = X.shape[0]
     anomaly = np.empty(n, dtype=np.float64)
+    decision = np.empty(n, dtype=np.float64)
     used: list[Any] = list(ids)
     given = np.array([m is not None for m in ids], dtype=bool)
-    if given.any():
-        rows = np.flatnonzero(given)
-        anomaly[rows] = -detector.score_samples(
-            X[rows], machine_ids=[ids[i] for i in rows]
-        )
-    if not given.all():
-        rows = np.flatnonzero(~given)
-        candidates = detector.machine_ids_.tolist()
-        per_id = np.stack(
-            [
-                -detector.score_samples(X[rows], machine_ids=[m] * rows.size)
-                for m in candidates
-            ],
-            axis=1,
-        )
-        best = per_id.argmin(axis=1)
-        anomaly[rows] = per_id[np.arange(rows.size), best]
-        for row, k in zip(rows.tolist(), best.tolist(), strict=True):
-            used[row] = candidates[k]
+    for rows, machine_ids in (
+        (np.flatnonzero(given), [m for m in ids if m is not None]),
+        (np.flatnonzero(~given), None),
+    ):
+        if rows.size == 0:
+            continue
+        details = detector.score_details(X[rows], machine_ids=machine_ids)
+        anomaly[rows] = -details.score_samples
+        decision[rows] = details.decision_function
+        for row, m in zip(rows.tolist(), details.machine_ids.tolist(), strict=True):
+            used[row] = m
     decisions = None
     if with_decisions:
         with warnings.catch_warnings():
             # The commands name such files themselves (_report_non_finite),
             # by path rather than by row.
             warnings.simplefilter("ignore", NonFiniteScoreWarning)
-            decisions = detector.predict(X, machine_ids=used)
+            decisions = labels_from_decision(decision)
     return anomaly, used, decisions
 
 

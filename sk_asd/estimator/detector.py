@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin, TransformerMixin, _fit_context
 from sklearn.cluster import KMeans
-from sklearn.utils import check_random_state
+from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import LRScheduler, ProgressBar
@@ -1190,6 +1190,35 @@ default="auto"
         """
         scores, codes = self._normality(X, machine_ids)
         return scores - self.offset_[codes]
+
+    def score_details(self, X: Any, machine_ids: Any = None) -> Bunch:
+        """Scores, decisions and the machine ID used, from one network pass.
+
+        What :meth:`score_samples` and :meth:`decision_function` return, plus,
+        with ``machine_ids=None``, which machine each clip matched best (the
+        command line's ``score`` reports it).  Calling those methods
+        separately would run the network once each.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_clips, n_samples)
+            Waveforms.
+        machine_ids : array-like of shape (n_clips,), default=None
+            Machine IDs; ``None`` uses the best-matching ID.
+
+        Returns
+        -------
+        details : sklearn.utils.Bunch
+            ``score_samples`` and ``decision_function`` (ndarrays of shape
+            (n_clips,)), and ``machine_ids``, the ID each clip was scored
+            against.
+        """
+        scores, codes = self._normality(X, machine_ids)
+        return Bunch(
+            score_samples=scores,
+            decision_function=scores - self.offset_[codes],
+            machine_ids=self.machine_ids_[codes],
+        )
 
     def predict(self, X: Any, machine_ids: Any = None) -> np.ndarray:
         """+1 for normal clips, -1 for anomalous ones.
