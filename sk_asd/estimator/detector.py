@@ -1188,8 +1188,7 @@ default="auto"
         -------
         decision : ndarray of shape (n_clips,)
         """
-        scores, codes = self._normality(X, machine_ids)
-        return scores - self.offset_[codes]
+        return self.score_details(X, machine_ids).decision_function
 
     def score_details(self, X: Any, machine_ids: Any = None) -> Bunch:
         """Scores, decisions and the machine ID used, from one network pass.
