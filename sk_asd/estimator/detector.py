@@ -57,6 +57,10 @@ from sk_asd.estimator.validation import (
 from sk_asd.nn.losses import LOSSES, MarginLoss
 from sk_asd.nn.network import DEFAULT_N_FFT, FRONTENDS, TASTgramMFN
 
+#: Training clips a machine needs for the DCASE threshold rule (a gamma fit
+#: to its scores); machines with fewer take a pooled normal rule.
+MIN_CLIPS_GAMMA = 10
+
 
 def resolve_device(device: str) -> str:
     """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
@@ -175,7 +179,9 @@ default="auto"
         the 90th percentile of a gamma distribution fitted to the anomaly
         scores of that machine's training clips (for ``"fusion"``, whose
         scores are sums of standardised distances and can be negative, of a
-        normal distribution).  ``"knn"`` and ``"fusion"`` score the training
+        normal distribution, as for machines of fewer than 10 clips, whose
+        spread is shrunk toward the other machines').  ``"knn"`` and
+        ``"fusion"`` score the training
         clips leave-one-out, so the threshold sees them as new clips.  A
         float: that fraction of the machine's training clips falls below the
         threshold.  For
@@ -867,15 +873,24 @@ default="auto"
             for k, scores in enumerate(normality):
                 offsets[k] = np.percentile(scores, 100.0 * self.contamination)
             return offsets
-        if backend != "fusion":
-            for k, scores in enumerate(normality):
-                offsets[k] = -gamma_threshold(-scores)
-            return offsets
-        # Fused scores are sums of standardised distances, possibly negative:
-        # the 90th percentile of a normal fit (1.2816 standard deviations),
-        # with a pooled spread for machines of few clips.
+        # The 90th percentile of a normal fit (1.2816 standard deviations),
+        # its spread shrunk toward the other machines' for few clips.
         loc_scale = standardisation([-scores for scores in normality])
-        return -(loc_scale[:, 0] + 1.2816 * loc_scale[:, 1])
+        normal_rule = -(loc_scale[:, 0] + 1.2816 * loc_scale[:, 1])
+        if backend == "fusion":
+            # Fused scores are sums of standardised distances, possibly
+            # negative: no gamma distribution.
+            return normal_rule
+        for k, scores in enumerate(normality):
+            # The DCASE rule (a gamma fit) needs clips to fit; with fewer, a
+            # machine's own quantile is its largest score or noise, which
+            # flagged 70-100 % of new normal clips of real DCASE machines
+            # trained on 1-4 clips.
+            if len(scores) >= MIN_CLIPS_GAMMA:
+                offsets[k] = -gamma_threshold(-scores)
+            else:
+                offsets[k] = normal_rule[k]
+        return offsets
 
     def _kmeans_centres(self, unit: np.ndarray, seed: int) -> np.ndarray:
         """Unit k-means centres of crop embeddings ``(n_clips, n_crops, dim)``."""
