@@ -1,23 +1,22 @@
-"""Do the speed options change detection quality?  AUC over seeds, fp32 vs fast.
+"""Do the speed levels change detection quality?  AUC over seeds, fp32 vs fast.
 
-Trains the detector on :func:`make_machine_sounds` (the demo's settings) for
-several seeds twice: once in plain float32 with every speed option off, and
-once at the default ``speed="auto"`` (bfloat16 autocast where the CPU
-supports it, channels-last, the fast PReLU, BatchNorm folding for scoring,
-cached log-mels, the retained heap), and once with the log-mel
-computed wholly in float64 instead of the default adaptive precision (float32
-STFT, float64 where a frame needs it), which is on by default; then bf16
-autocast alone, ``speed="fastest"`` (int8 scoring, and torch.compile, which
-trains like "all speed options" up to rounding), and
-training on random 1 s crops of the 2 s clips (half the compute per epoch;
-scores are the mean over two crops).  Prints the
-mean AUC / pAUC of every scoring back-end per seed and the mean +- standard
-deviation across seeds, so the difference can be read against the seed-to-seed spread.
+Trains the detector with its default recipe (0.5 s crops, pseudo speed IDs,
+the fused score) on :func:`make_machine_sounds` at the hard setting of the
+demo and ``bench_quality.py`` for several seeds, once per setting: plain
+float32 with every speed option off (``speed="reference"``), the default
+``speed="auto"`` (bfloat16 autocast where the CPU supports it, channels-last,
+the fast PReLU, BatchNorm folding for scoring, cached log-mels, the retained
+heap), ``speed="fastest"`` (torch.compile and int8 scoring), the log-mel
+wholly in float64, bf16 autocast alone, and whole clips instead of crops.
+Prints the mean AUC / pAUC of every scoring back-end per seed and the mean
++- standard deviation across seeds, so that a difference can be read against
+the seed-to-seed spread.
+
 Usage::
 
     python benchmarks/bench_speed_auc.py                  # seeds 0 1 2
-    python benchmarks/bench_speed_auc.py --seeds 0 1 2 3 4 --epochs 10
-    python benchmarks/bench_speed_auc.py --settings "fp32, options off" "1 s crops"
+    python benchmarks/bench_speed_auc.py --settings "fp32, options off" \
+        "all speed options"
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ import time
 import numpy as np
 
 from sk_asd import AnomalousSoundDetector
+from sk_asd.cli.demo import FULL
 from sk_asd.datasets import make_machine_sounds
 from sk_asd.estimator.detector import SCORING_BACKENDS
 from sk_asd.metrics import auc_pauc
@@ -40,7 +40,7 @@ SETTINGS = {
     "options + int8": dict(speed="fastest"),
     "float64 log-mel": dict(speed={"level": "reference", "stft_precision": "float64"}),
     "bf16 autocast only": dict(speed={"level": "reference", "precision": "auto"}),
-    "1 s crops": dict(speed="reference", crop_seconds=1.0),
+    "whole clips": dict(speed="reference", crop_seconds=None),
 }
 
 
@@ -55,8 +55,16 @@ def mean_auc_pauc(data, anomaly_score: np.ndarray) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--strength", type=float, default=2.0)
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="default: the recipe's (auto)"
+    )
+    parser.add_argument(
+        "--data",
+        choices=("hard", "demo-easy"),
+        default="hard",
+        help="hard: the demo's (and bench_quality's) hard synthetic setting; "
+        "demo-easy: make_machine_sounds' defaults at anomaly strength 2",
+    )
     parser.add_argument(
         "--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS)
     )
@@ -65,15 +73,16 @@ def main() -> None:
     rows: dict[str, list[tuple[float, float]]] = {}
     seconds: dict[str, float] = {}
     for seed in args.seeds:
-        data = make_machine_sounds(anomaly_strength=args.strength, random_state=seed)
+        if args.data == "hard":
+            data = make_machine_sounds(n_machines=4, **FULL, random_state=seed)
+        else:
+            data = make_machine_sounds(anomaly_strength=2.0, random_state=seed)
         for name in args.settings:
             options = SETTINGS[name]
             start = time.perf_counter()
+            # The default recipe (0.5 s crops, pseudo speed IDs, fusion).
             det = AnomalousSoundDetector(
-                max_epochs=args.epochs,
-                lr=1e-3,
-                batch_size=32,
-                n_mels=64,
+                max_epochs="auto" if args.epochs is None else args.epochs,
                 device="cpu",
                 random_state=seed,
                 **options,
@@ -90,8 +99,8 @@ def main() -> None:
                     flush=True,
                 )
     print(
-        f"\nmean AUC / pAUC (%) over seeds {args.seeds}, {args.epochs} epochs, "
-        f"anomaly strength {args.strength}"
+        f"\nmean AUC / pAUC (%) over seeds {args.seeds}, "
+        f"{args.epochs or 'auto'} epochs, {args.data} data"
     )
     for name, values in rows.items():
         v = 100 * np.asarray(values)
