@@ -97,11 +97,11 @@ def standardisation(scores: list[np.ndarray], *, prior_clips: int = 4) -> np.nda
     Few clips give noisy spreads (three clips of a real DCASE machine gave a
     standard deviation 50x below its neighbours'), and one clip gives no
     held-out score at all (a leave-one-out distance needs a second clip).  So
-    the variance is shrunk toward the median variance of the machines with
-    at least ``prior_clips`` clips, as if those had contributed
-    ``prior_clips`` pseudo-observations (an empirical-Bayes estimate that
-    leaves machines of many clips essentially alone), and a machine with a
-    single clip takes the median location of the others.
+    each machine's variance is shrunk toward the pooled within-machine
+    variance of all machines, as if that had contributed ``prior_clips``
+    clips (an empirical-Bayes estimate that leaves machines of many clips
+    essentially alone), and a machine with a single clip takes the median
+    location of the others.
 
     Parameters
     ----------
@@ -119,13 +119,12 @@ def standardisation(scores: list[np.ndarray], *, prior_clips: int = 4) -> np.nda
     out = np.empty((len(scores), 2))
     for k, s in enumerate(scores):
         out[k] = np.mean(s), np.var(s, ddof=1) if len(s) > 1 else 0.0
-    several, enough = n >= 2, n >= prior_clips
+    several = n >= 2
     if several.any():
         out[~several, 0] = np.median(out[several, 0])
-    if enough.any():
-        pooled = float(np.median(out[enough, 1]))
-    elif several.any():
-        pooled = float(np.median(out[several, 1]))
+        # The pooled within-machine variance: every clip beyond a machine's
+        # first counts once, whichever machine it belongs to.
+        pooled = float(np.sum((n - 1) * out[:, 1]) / np.sum(n - 1))
     else:
         pooled = 0.0
     if pooled <= 0.0:

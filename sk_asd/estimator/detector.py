@@ -848,14 +848,23 @@ default="auto"
             mean, precision = stats.fit_frame_gaussian(frames[own], rng)
             self.frame_means_.append(mean)
             self.frame_precisions_.append(precision)
-            # Two folds: a Gaussian fitted to a clip's own frames finds them
+            # Held out: a Gaussian fitted to a clip's own frames finds them
             # closer than a new clip's (by far, with few frames per band), so
             # in-sample distances would set a threshold that flags most new
-            # clips.  Four clips at least; fewer keep in-sample distances.
+            # clips.  Two folds from four clips, leave-one-out for two or
+            # three; a single clip keeps its in-sample distance (and
+            # standardisation() gives it the other machines' location).
             distance = stats.frame_distance(frames[own], mean, precision)
-            if own.size >= 4:
-                half = rng.permutation(own.size) % 2 == 0
-                for fit_rows, held in ((~half, half), (half, ~half)):
+            if own.size >= 2:
+                if own.size >= 4:
+                    half = rng.permutation(own.size) % 2 == 0
+                    folds = [(~half, half), (half, ~half)]
+                else:
+                    folds = [
+                        (np.arange(own.size) != i, np.arange(own.size) == i)
+                        for i in range(own.size)
+                    ]
+                for fit_rows, held in folds:
                     fold_mean, fold_precision = stats.fit_frame_gaussian(
                         frames[own[fit_rows]], rng
                     )
