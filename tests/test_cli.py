@@ -118,6 +118,23 @@ def test_train_crop_seconds_reaches_the_detector(dcase_root, tmp_path, capsys):
     assert "crop_seconds >= 0.128" in _error_line(capsys.readouterr().err)
 
 
+def test_train_streams_large_training_sets_from_the_files(
+    dcase_root, tmp_path, capsys, monkeypatch
+):
+    import importlib
+
+    cli = importlib.import_module("sk_asd.cli.main")
+    monkeypatch.setattr(cli, "STREAM_BYTES", 0)  # every set counts as large
+    out = tmp_path / "streamed.skasd"
+    argv = ["train", str(dcase_root), "-m", "fan", "-o", str(out), *FAST_TRAIN]
+    assert main(argv) == 0
+    assert "streaming 12 clip(s) from their files" in capsys.readouterr().err
+    det, meta = load_model(out, return_metadata=True)
+    assert len(meta["training_paths"]) == 12
+    assert det.n_features_in_ == int(SR * CLIP_SECONDS)
+    assert np.isfinite(det.score_samples(_test_files(dcase_root))).all()
+
+
 def test_train_quiet_prints_nothing(dcase_root, tmp_path, capsys):
     out = tmp_path / "m.skasd"
     argv = ["train", str(dcase_root), "-m", "fan", "-o", str(out), "-q"]

@@ -33,6 +33,10 @@ __all__ = ["build_parser", "main"]
 
 PROG = "sk-asd"
 
+#: Training clips beyond this many bytes (as float32) are streamed from their
+#: files instead of loaded at once.
+STREAM_BYTES = 2 * 2**30
+
 #: File suffixes a directory argument of ``score`` is expanded to.
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
@@ -1024,20 +1028,38 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
     if not good:
         raise ValueError(f"none of the {len(paths)} training files could be read")
     n_samples = max(1, int(np.median(lengths)))
-    batch = load_audios(
-        [paths[i] for i in good],
-        sample_rate=args.sample_rate,
-        length="pad",
-        target_length=n_samples,
-        skip_bad=args.skip_bad,
-    )
-    batch.skipped[:0] = [SkippedFile(paths[i], exc.reason) for i, exc in bad]
-    _report_skipped(batch, report)
-    train_ids = [ids[good[i]] for i in batch.indices.tolist()]
-    X = batch.waves
-    extra_fit = _names_metadata(args, batch.paths, report)
-    odd = int(np.sum((batch.lengths > 2 * n_samples) | (2 * batch.lengths < n_samples)))
-    if np.any(batch.lengths != n_samples):
+    stream = len(good) * n_samples * 4 > STREAM_BYTES
+    if stream:
+        # Too many clips to hold in memory: the detector reads them from the
+        # files batch by batch (headers were checked above; it pads or cuts
+        # them to the median length itself).
+        training_paths = [paths[i] for i in good]
+        for i, exc in bad:
+            report.warn(f"skipped {_printable(paths[i])}: {exc.reason}")
+        report.info(
+            f"streaming {len(training_paths)} clip(s) from their files "
+            f"(more than {STREAM_BYTES / 2**30:.0f} GiB as float32)"
+        )
+        train_ids = [ids[i] for i in good]
+        X: Any = training_paths
+        lengths_arr = np.asarray(lengths)
+    else:
+        batch = load_audios(
+            [paths[i] for i in good],
+            sample_rate=args.sample_rate,
+            length="pad",
+            target_length=n_samples,
+            skip_bad=args.skip_bad,
+        )
+        batch.skipped[:0] = [SkippedFile(paths[i], exc.reason) for i, exc in bad]
+        _report_skipped(batch, report)
+        train_ids = [ids[good[i]] for i in batch.indices.tolist()]
+        training_paths = batch.paths
+        X = batch.waves
+        lengths_arr = batch.lengths
+    extra_fit = _names_metadata(args, training_paths, report)
+    odd = int(np.sum((lengths_arr > 2 * n_samples) | (2 * lengths_arr < n_samples)))
+    if np.any(lengths_arr != n_samples):
         report.info(
             f"clips of different lengths zero-padded or cut to the median length "
             f"({n_samples / args.sample_rate:.2f} s)"
@@ -1078,7 +1100,7 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
         detector,
         output,
         machine_type=machine_type,
-        training_paths=batch.paths,
+        training_paths=training_paths,
         data_dir=data_dir,
         extra={
             # No DCASE split for a plain or MIMII-style folder.
