@@ -62,6 +62,14 @@ from sk_asd.nn.network import DEFAULT_N_FFT, FRONTENDS, TASTgramMFN
 MIN_CLIPS_GAMMA = 10
 
 
+def _channels_of(X: Any) -> list[Any]:
+    """Mono batches of validated input: one per channel of a
+    ``channels="each"`` array ``(n_clips, n_channels, n_samples)``, else X."""
+    if getattr(X, "ndim", 2) == 3:
+        return [X[:, c] for c in range(X.shape[1])]
+    return [X]
+
+
 def resolve_device(device: str) -> str:
     """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
     if device == "auto":
@@ -132,6 +140,14 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
     sample_rate : int, default=16000
         Sample rate of the waveforms in ``X``.  Arrays carry no rate, so it
         is the caller's promise; :mod:`sk_asd.io` resamples files to it.
+    channels : {"mean", "each"} or int, default="mean"
+        What to do with multichannel arrays of shape ``(n_clips,
+        n_channels, n_samples)`` (DCASE 2026's near and far microphones,
+        MIMII's eight): ``"mean"`` averages the channels, an int picks that
+        channel, ``"each"`` trains on every channel as a clip of its own and
+        scores a clip by the mean of its channels' scores.  Files are read
+        as the mean of their channels.  ``benchmarks/bench_channels.py``
+        compares the rules.
     n_mels : int or "auto", default="auto"
         Mel bands (and Tgram channels) of the network; ``"auto"``: the
         recipe's (64, or 128 for ``"paper"``).
@@ -376,6 +392,10 @@ default="auto"
             Interval(Real, 0, None, closed="neither"),
         ],
         "n_loader_workers": [Interval(Integral, 0, None, closed="left")],
+        "channels": [
+            StrOptions({"mean", "each"}),
+            Interval(Integral, None, None, closed="neither"),
+        ],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -393,6 +413,7 @@ default="auto"
         n_subclusters: int = 16,
         bias_free: bool = False,
         sample_rate: int = 16000,
+        channels: str | int = "mean",
         n_mels: int | str = "auto",
         embedding_dim: int = 128,
         max_epochs: int | str = "auto",
@@ -421,6 +442,7 @@ default="auto"
         self.n_subclusters = n_subclusters
         self.bias_free = bias_free
         self.sample_rate = sample_rate
+        self.channels = channels
         self.n_mels = n_mels
         self.embedding_dim = embedding_dim
         self.max_epochs = max_epochs
@@ -532,7 +554,7 @@ default="auto"
             # median length (a warning names outliers).
             self.n_features_in_ = clip_length_of_files(X, self.sample_rate)
         else:
-            X = check_waveforms(self, X, reset=True)
+            X = check_waveforms(self, X, reset=True, channels=self.channels)
         n_clips = len(X)
         if n_clips < 2:
             raise ValueError(
@@ -544,6 +566,14 @@ default="auto"
         )
         attribute_labels = check_attributes(attributes, n_clips)
         target = check_domains(domains, n_clips)
+        if not from_files and X.ndim == 3:  # channels="each": a clip per channel
+            n_channels = X.shape[1]
+            X = np.ascontiguousarray(X.reshape(n_clips * n_channels, -1))
+            ids = np.repeat(ids, n_channels)
+            if attribute_labels is not None:
+                attribute_labels = np.repeat(attribute_labels, n_channels)
+            if target is not None:
+                target = np.repeat(target, n_channels)
         # What the clips' rate was at fit; scoring at another rate raises.
         self.sample_rate_ = int(self.sample_rate)
         self.machine_ids_, codes = np.unique(ids, return_inverse=True)
@@ -975,7 +1005,7 @@ default="auto"
         check_fitted_rate(self)
         if is_path_sequence(X):
             return self._file_dataset(list(X))
-        return check_waveforms(self, X, reset=False)
+        return check_waveforms(self, X, reset=False, channels=self.channels)
 
     @property
     def offset_(self) -> np.ndarray:
@@ -1125,15 +1155,30 @@ default="auto"
         check_is_fitted(self)
         X = self._check_input(X)
         codes = self._codes(machine_ids, len(X))
-        embeddings = self._embed(X)
+        channels = _channels_of(X)
         backend = self._backend()
+        if codes is not None:
+            anomaly = np.mean(
+                [self._channel_scores(x, codes, backend) for x in channels], axis=0
+            )
+            return -anomaly, codes
+        # Best match: the machine ID with the lowest anomaly score.
+        per_id = np.mean([self._channel_scores(x, None, backend) for x in channels], 0)
+        codes = per_id.argmin(axis=1)
+        return -per_id[np.arange(len(X)), codes], codes
+
+    def _channel_scores(
+        self, X: Any, codes: np.ndarray | None, backend: str
+    ) -> np.ndarray:
+        """Anomaly scores of mono clips against ``codes``; with ``None``,
+        against every machine, shape ``(n_clips, n_machine_ids)``."""
+        embeddings = self._embed(X)
         statistics = (
             stats.clip_statistics(X, self.sample_rate) if backend == "fusion" else None
         )
         if codes is not None:
-            return -self._anomaly_scores(embeddings, codes, backend, statistics), codes
-        # Best match: the machine ID with the lowest anomaly score.
-        per_id = np.stack(
+            return self._anomaly_scores(embeddings, codes, backend, statistics)
+        return np.stack(
             [
                 self._anomaly_scores(
                     embeddings, np.full(len(X), k), backend, statistics
@@ -1142,8 +1187,6 @@ default="auto"
             ],
             axis=1,
         )
-        codes = per_id.argmin(axis=1)
-        return -per_id[np.arange(len(X)), codes], codes
 
     def transform(self, X: Any) -> np.ndarray:
         """L2-normalised embeddings of the clips.
@@ -1165,14 +1208,15 @@ default="auto"
         """
         check_is_fitted(self)
         X = self._check_input(X)
-        with torch_threads(self.n_threads):
-            embeddings = self._embed(X)
-        flat, n_crops = _flatten_crops(embeddings)
-        unit = _unit_rows(flat)
-        if n_crops > 1:
-            # The mean direction of the clip's crops.
-            unit = _unit_rows(unit.reshape(-1, n_crops, unit.shape[1]).mean(axis=1))
-        return unit
+        directions = []
+        for x in _channels_of(X):
+            with torch_threads(self.n_threads):
+                embeddings = self._embed(x)
+            flat, n_crops = _flatten_crops(embeddings)
+            # The mean direction of the clip's crops (and channels).
+            directions.append(_unit_rows(flat).reshape(-1, n_crops, flat.shape[1]))
+        unit = np.concatenate(directions, axis=1).mean(axis=1)
+        return _unit_rows(unit)
 
     def score_samples(self, X: Any, machine_ids: Any = None) -> np.ndarray:
         """Normality of each clip: the negative of the anomaly score.
@@ -1319,7 +1363,9 @@ default="auto"
         check_is_fitted(self)
         X = self._check_input(X)
         codes = self._codes(y, len(X), allow_unknown=True)
-        cosine = self._class_cosine(self._embed(X))
+        cosine = np.mean(
+            [self._class_cosine(self._embed(x)) for x in _channels_of(X)], axis=0
+        )
         n_base = self.class_machine_.size
         best = self.class_machine_[cosine[:, :n_base].argmax(axis=1)]
         if codes is None:

@@ -45,12 +45,19 @@ def pcm_to_float(X: np.ndarray) -> np.ndarray:
     return (X.astype(np.float64) / 2.0 ** (bits - 1)).astype(np.float32)
 
 
-def check_waveforms(estimator: Any, X: Any, *, reset: bool) -> np.ndarray:
-    """Validate a batch of mono waveforms and return it as C-contiguous float32.
+def check_waveforms(
+    estimator: Any, X: Any, *, reset: bool, channels: str | int | None = None
+) -> np.ndarray:
+    """Validate a batch of waveforms and return it as C-contiguous float32.
 
     Integer arrays are read as PCM (see :func:`pcm_to_float`).  NaN or
-    infinite samples, wrong shapes (stereo, single clips) and a clip length
-    other than the training one raise a ``ValueError`` saying what to do.
+    infinite samples, wrong shapes (single clips; multichannel arrays unless
+    ``channels`` says what to do with them) and a clip length other than the
+    training one raise a ``ValueError`` saying what to do.
+
+    ``channels`` (the detector's rule) applies to arrays of shape
+    ``(n_clips, n_channels, n_samples)``: ``"mean"`` averages the channels,
+    an int picks one, ``"each"`` keeps them (the result is then 3-D).
     """
     if isinstance(X, str | bytes | os.PathLike):
         # Otherwise numpy tries to read the path as a number ("could not
@@ -62,6 +69,8 @@ def check_waveforms(estimator: Any, X: Any, *, reset: bool) -> np.ndarray:
         )
     X = _as_array(X)
     ndim = getattr(X, "ndim", None)
+    if ndim == 3 and channels is not None:
+        return _check_multichannel(estimator, X, reset=reset, channels=channels)
     if ndim == 3:
         raise ValueError(
             f"X has shape {X.shape}: 3-D input looks like multichannel audio. The "
@@ -182,3 +191,33 @@ def check_domains(domains: Any, n_clips: int) -> np.ndarray | None:
             f"domains holds {unknown[:5]}; use 'source', 'target' or None per clip."
         )
     return text == "target"
+
+
+def _check_multichannel(
+    estimator: Any, X: Any, *, reset: bool, channels: str | int
+) -> np.ndarray:
+    """``(n_clips, n_channels, n_samples)`` under the ``channels`` rule."""
+    X = np.asarray(X)
+    n_clips, n_channels, n_samples = X.shape
+    if n_channels > n_samples:
+        raise ValueError(
+            f"X has shape {X.shape}: multichannel input must be (n_clips, "
+            "n_channels, n_samples); move the channel axis with "
+            "X.transpose(0, 2, 1)."
+        )
+    if isinstance(channels, str) and channels == "mean":
+        if np.issubdtype(X.dtype, np.integer):
+            X = pcm_to_float(X)
+        return check_waveforms(estimator, X.mean(axis=1), reset=reset)
+    if not isinstance(channels, str):
+        if not -n_channels <= channels < n_channels:
+            raise ValueError(
+                f"channels={channels} but X has {n_channels} channel(s); pick one "
+                f"of 0..{n_channels - 1} or use channels='mean'."
+            )
+        return check_waveforms(estimator, X[:, channels], reset=reset)
+    # "each": every channel validated as a clip of its own.
+    flat = check_waveforms(
+        estimator, X.reshape(n_clips * n_channels, n_samples), reset=reset
+    )
+    return flat.reshape(n_clips, n_channels, -1)
