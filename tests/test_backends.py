@@ -158,3 +158,22 @@ def test_fusion_caps_each_standardised_distance():
     # Below the cap, the fused score is the plain sum of standardised distances.
     below = {name: np.array([1.5]) for name in FUSED}
     assert fuse(below, loc_scale)[0] == pytest.approx(len(FUSED))
+
+
+def test_normal_threshold_widens_for_few_clips_and_unknown_locations():
+    from sk_asd.estimator.backends import normal_threshold, standardisation
+
+    rng = np.random.RandomState(0)
+    many = rng.randn(400)
+    # With many clips: the 90th percentile of a normal fit, about 1.28 sd.
+    alone = normal_threshold([many])[0]
+    assert alone == pytest.approx(many.mean() + 1.2816 * many.std(), abs=0.05)
+    # Two clips of a machine whose scores sit exactly where the others' do:
+    # a wider bound than the many-clip machine's.
+    few = normal_threshold([many, np.array([-0.5, 0.5])])
+    assert few[1] > few[0]
+    # One clip: no held-out score exists; the location is the others'
+    # median and the scale grows by how much the machines' locations differ.
+    loc_scale = standardisation([many, many + 4.0, np.array([0.0])])
+    assert loc_scale[2, 0] == pytest.approx(np.median([many.mean(), many.mean() + 4]))
+    assert loc_scale[2, 1] > loc_scale[0, 1]

@@ -27,6 +27,7 @@ __all__ = [
     "FUSION_CAP",
     "cosine_knn",
     "flatten_crops",
+    "normal_threshold",
     "fuse",
     "nearest_centre_distance",
     "standardisation",
@@ -122,6 +123,9 @@ def standardisation(scores: list[np.ndarray], *, prior_clips: int = 4) -> np.nda
     several = n >= 2
     if several.any():
         out[~several, 0] = np.median(out[several, 0])
+        # A machine of one clip: its location is a guess from the others,
+        # as uncertain as machines differ.
+        between = float(np.var(out[several, 0])) if several.sum() > 1 else 0.0
         # The pooled within-machine variance: every clip beyond a machine's
         # first counts once, whichever machine it belongs to.
         pooled = float(np.sum((n - 1) * out[:, 1]) / np.sum(n - 1))
@@ -131,10 +135,43 @@ def standardisation(scores: list[np.ndarray], *, prior_clips: int = 4) -> np.nda
         # No spread to pool: the size of the locations sets the scale.
         pooled = float(np.mean(np.abs(out[:, 0]))) ** 2
     variance = ((n - 1) * out[:, 1] + prior_clips * pooled) / (n - 1 + prior_clips)
+    if several.any():
+        variance[~several] += between
     out[:, 1] = np.sqrt(variance)
     # A floor: a component with no spread at all must not dominate the sum.
     out[:, 1] = np.maximum(out[:, 1], 1e-6 * (np.abs(out[:, 0]) + 1e-12))
     return out
+
+
+def normal_threshold(
+    scores: list[np.ndarray], *, quantile: float = 0.9, prior_clips: int = 4
+) -> np.ndarray:
+    """Per machine, the upper ``quantile`` prediction bound of a new score.
+
+    A normal model of the held-out training scores (:func:`standardisation`),
+    widened for what few clips cannot know: the bound of a new observation
+    is ``mean + t * scale * sqrt(1 + 1/n)``, with Student's t at ``n - 1 +
+    prior_clips`` degrees of freedom (1.28 standard deviations for many
+    clips, 2.2 for one).
+
+    Parameters
+    ----------
+    scores : list of ndarray
+        Held-out anomaly scores of each machine's training clips.
+    quantile : float, default=0.9
+        The DCASE rule's share of normal clips below the threshold.
+    prior_clips : int, default=4
+
+    Returns
+    -------
+    thresholds : ndarray of shape (n_machines,)
+    """
+    from scipy.stats import t as student_t
+
+    loc_scale = standardisation(scores, prior_clips=prior_clips)
+    n = np.array([len(s) for s in scores], dtype=np.float64)
+    factor = student_t.ppf(quantile, n - 1 + prior_clips) * np.sqrt(1 + 1 / n)
+    return loc_scale[:, 0] + factor * loc_scale[:, 1]
 
 
 def fuse(

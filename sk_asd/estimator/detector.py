@@ -24,6 +24,7 @@ from sk_asd.estimator.backends import (
     SCORING_BACKENDS,
     cosine_knn,
     fuse,
+    normal_threshold,
     standardisation,
 )
 from sk_asd.estimator.backends import flatten_crops as _flatten_crops
@@ -912,10 +913,9 @@ default="auto"
             for k, scores in enumerate(normality):
                 offsets[k] = np.percentile(scores, 100.0 * self.contamination)
             return offsets
-        # The 90th percentile of a normal fit (1.2816 standard deviations),
-        # its spread shrunk toward the other machines' for few clips.
-        loc_scale = standardisation([-scores for scores in normality])
-        normal_rule = -(loc_scale[:, 0] + 1.2816 * loc_scale[:, 1])
+        # The 90 % prediction bound of a normal fit, its spread shrunk toward
+        # the other machines' and widened for few clips.
+        normal_rule = -normal_threshold([-scores for scores in normality])
         if backend == "fusion":
             # Fused scores are sums of standardised distances, possibly
             # negative: no gamma distribution.
