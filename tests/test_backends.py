@@ -177,3 +177,38 @@ def test_normal_threshold_widens_for_few_clips_and_unknown_locations():
     loc_scale = standardisation([many, many + 4.0, np.array([0.0])])
     assert loc_scale[2, 0] == pytest.approx(np.median([many.mean(), many.mean() + 4]))
     assert loc_scale[2, 1] > loc_scale[0, 1]
+
+
+def test_domain_neighbours_scale_the_sparse_target_clips():
+    from sk_asd.estimator.backends import domain_neighbour_distance, domain_ratio
+
+    def euclid(q, b, loo):
+        d = np.linalg.norm(q[:, None] - b[None], axis=-1)
+        if loo:
+            np.fill_diagonal(d, np.inf)
+        return d.min(axis=1)
+
+    rng = np.random.RandomState(0)
+    source = rng.randn(200, 2) * 0.1  # dense
+    target = 5.0 + rng.randn(4, 2) * 0.1  # same spread, but only 4 clips
+    bank = np.concatenate([source, target])
+    is_target = np.r_[np.zeros(200, bool), np.ones(4, bool)]
+    ratio = domain_ratio(euclid, bank, is_target)
+    assert ratio < 0.5  # 4 clips lie farther apart than 200 of the same spread
+    new_target = 5.0 + rng.randn(50, 2) * 0.1
+    new_source = rng.randn(50, 2) * 0.1
+    plain = [euclid(x, bank, False).mean() for x in (new_source, new_target)]
+    aware = [
+        domain_neighbour_distance(euclid, x, bank, is_target, ratio).mean()
+        for x in (new_source, new_target)
+    ]
+    # Plainly, new target clips look farther out than new source clips;
+    # scaled, the two domains look alike.
+    assert plain[1] > 2 * plain[0]
+    assert abs(np.log(aware[1] / aware[0])) < abs(np.log(plain[1] / plain[0])) / 2
+    # Without target clips: the plain nearest distance, leave-one-out too.
+    none = np.zeros(len(bank), bool)
+    np.testing.assert_array_equal(
+        domain_neighbour_distance(euclid, bank, bank, none, 1.0, leave_one_out=True),
+        euclid(bank, bank, True),
+    )

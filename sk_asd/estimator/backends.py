@@ -18,6 +18,8 @@ statistics), so ``det.set_params(scoring=...)`` switches without retraining.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -26,6 +28,8 @@ __all__ = [
     "SCORING_BACKENDS",
     "FUSION_CAP",
     "cosine_knn",
+    "domain_neighbour_distance",
+    "domain_ratio",
     "flatten_crops",
     "normal_threshold",
     "fuse",
@@ -90,6 +94,76 @@ def cosine_knn(
             return np.zeros(1)
         np.fill_diagonal(similarity, -np.inf)
     return 1.0 - similarity.max(axis=1)
+
+
+#: ``distance(query, bank, leave_one_out) -> (n_query,)`` nearest distances.
+Distance = Callable[[np.ndarray, np.ndarray, bool], np.ndarray]
+
+
+def _nearest(distance: Distance, query: np.ndarray, bank: np.ndarray, loo: bool):
+    if len(bank) == 0 or (loo and len(bank) == 1):
+        return np.full(len(query), np.inf)
+    return distance(query, bank, loo)
+
+
+def domain_ratio(distance: Distance, bank: np.ndarray, target: np.ndarray) -> float:
+    """How much closer source clips lie to each other than target clips do.
+
+    The mean leave-one-out nearest distance among the source clips over that
+    among the target clips (1 when either domain has fewer than two clips).
+    A few target clips are sparse neighbours: a new target clip is farther
+    from its nearest target clip than a new source clip from its nearest
+    source clip, for no fault of its own.  Scaling distances to target clips
+    by this ratio treats the two domains alike (in the spirit of the
+    per-domain normalisation of DCASE 2023 systems; Wilkinghoff, 2023).
+    """
+    if target.sum() < 2 or (~target).sum() < 2:
+        return 1.0
+    source_spread = float(np.mean(distance(bank[~target], bank[~target], True)))
+    target_spread = float(np.mean(distance(bank[target], bank[target], True)))
+    if source_spread <= 0.0 or target_spread <= 0.0:
+        return 1.0
+    return float(np.clip(source_spread / target_spread, 0.1, 10.0))
+
+
+def domain_neighbour_distance(
+    distance: Distance,
+    query: np.ndarray,
+    bank: np.ndarray,
+    target: np.ndarray,
+    ratio: float,
+    *,
+    leave_one_out: bool = False,
+) -> np.ndarray:
+    """Nearest distance to a bank of source and target clips.
+
+    ``min(distance to the nearest source clip, ratio * distance to the
+    nearest target clip)`` (:func:`domain_ratio`); the plain nearest distance
+    when the bank holds no target clip.  With ``leave_one_out``, ``query`` is
+    ``bank`` and each row's own entry is skipped.
+    """
+    if not target.any():
+        return distance(query, bank, leave_one_out)
+    source = ~target
+    if not leave_one_out:
+        return np.minimum(
+            _nearest(distance, query, bank[source], False),
+            ratio * _nearest(distance, query, bank[target], False),
+        )
+    out = np.empty(len(bank))
+    for own, other, own_ratio, other_ratio in (
+        (source, target, 1.0, ratio),
+        (target, source, ratio, 1.0),
+    ):
+        if own.any():
+            rows = bank[own]
+            out[own] = np.minimum(
+                own_ratio * _nearest(distance, rows, rows, True),
+                other_ratio * _nearest(distance, rows, bank[other], False),
+            )
+    # A bank of one clip has no held-out distance (as cosine_knn: 0).
+    out[~np.isfinite(out)] = 0.0
+    return out
 
 
 def standardisation(scores: list[np.ndarray], *, prior_clips: int = 4) -> np.ndarray:

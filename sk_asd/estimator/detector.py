@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
 
@@ -23,6 +24,8 @@ from sk_asd.estimator.backends import (
     MAX_BANK,
     SCORING_BACKENDS,
     cosine_knn,
+    domain_neighbour_distance,
+    domain_ratio,
     fuse,
     normal_threshold,
     standardisation,
@@ -57,6 +60,10 @@ from sk_asd.estimator.validation import (
 )
 from sk_asd.nn.losses import LOSSES, MarginLoss
 from sk_asd.nn.network import DEFAULT_N_FFT, FRONTENDS, TASTgramMFN
+
+#: The distances to the nearest training clips (the others are to centres or
+#: to a Gaussian): the embedding's, and two clip statistics'.
+NEIGHBOUR_DISTANCES = ("knn", "bands", "spectrum")
 
 #: Training clips a machine needs for the DCASE threshold rule (a gamma fit
 #: to its scores); machines with fewer take a pooled normal rule.
@@ -806,12 +813,27 @@ default="auto"
             banks.append(np.sort(np.concatenate([own, keep])))
         clip_unit = _unit_rows(unit.mean(axis=1))
         self.knn_bank_ = [clip_unit[rows] for rows in banks]
+        self.bank_target_ = [target[rows] for rows in banks]
+        features = self._fit_statistics(X, codes, banks, rng)
+        self.domain_ratio_ = {
+            name: np.array(
+                [
+                    domain_ratio(self._distance(name), bank, self.bank_target_[k])
+                    for k, bank in enumerate(self._bank(name))
+                ]
+            )
+            for name in NEIGHBOUR_DISTANCES
+        }
         # Leave-one-out scores of the bank clips: what a new normal clip of
         # the machine scores, for the fusion's standardisation and thresholds.
         held_out = {
-            "knn": [cosine_knn(b, b, leave_one_out=True) for b in self.knn_bank_]
+            name: [
+                self._neighbour_distance(name, k, bank, leave_one_out=True)
+                for k, bank in enumerate(self._bank(name))
+            ]
+            for name in NEIGHBOUR_DISTANCES
         }
-        held_out.update(self._fit_statistics(X, codes, banks, rng))
+        held_out["frames"] = features
         self.fusion_scale_ = {
             name: standardisation(scores) for name, scores in held_out.items()
         }
@@ -842,12 +864,9 @@ default="auto"
         codes: np.ndarray,
         banks: list[np.ndarray],
         rng: np.random.RandomState,
-    ) -> dict[str, list[np.ndarray]]:
-        """Fit the clip statistics of ``"fusion"``; their held-out distances.
-
-        ``bands`` and ``spectrum`` are scored leave-one-out, the frame
-        Gaussian out of fold (two folds per machine).
-        """
+    ) -> list[np.ndarray]:
+        """Fit the clip statistics of ``"fusion"``; the frame Gaussian's
+        held-out distances of each machine's bank clips (out of fold)."""
         n_ids = self.machine_ids_.size
         # Enough frames per clip for MAX_FRAMES per machine, at least 16.
         per_clip = max(16, stats.MAX_FRAMES // int(np.bincount(codes).max()))
@@ -861,18 +880,7 @@ default="auto"
         self.bands_bank_ = [features["bands"][rows] for rows in banks]
         self.spectrum_bank_ = [features["spectrum"][rows] for rows in banks]
         self.frame_means_, self.frame_precisions_ = [], []
-        held_out: dict[str, list[np.ndarray]] = {
-            "bands": [],
-            "spectrum": [],
-            "frames": [],
-        }
-        for name in ("bands", "spectrum"):
-            for bank in getattr(self, f"{name}_bank_"):
-                held_out[name].append(
-                    stats.nearest_distance(
-                        bank, bank, self.statistics_scale_[name], leave_one_out=True
-                    )
-                )
+        held_out: list[np.ndarray] = []
         frames = features["frames"]
         for k in range(n_ids):
             own = np.flatnonzero(codes == k)
@@ -903,7 +911,7 @@ default="auto"
                         frames[own[held]], fold_mean, fold_precision
                     )
             position = {clip: i for i, clip in enumerate(own)}
-            held_out["frames"].append(distance[[position[c] for c in banks[k]]])
+            held_out.append(distance[[position[c] for c in banks[k]]])
         return held_out
 
     def _thresholds(self, normality: list[np.ndarray], backend: str) -> np.ndarray:
@@ -1074,7 +1082,7 @@ default="auto"
         scores = np.empty(len(unit))
         for k in np.unique(codes):
             rows = codes == k
-            knn = cosine_knn(unit[rows], self.knn_bank_[k])
+            knn = self._neighbour_distance("knn", k, unit[rows])
             if backend == "knn":
                 scores[rows] = knn
                 continue
@@ -1088,15 +1096,38 @@ default="auto"
                 ),
             }
             for name in ("bands", "spectrum"):
-                distances[name] = stats.nearest_distance(
-                    statistics[name][rows],
-                    getattr(self, f"{name}_bank_")[k],
-                    self.statistics_scale_[name],
+                distances[name] = self._neighbour_distance(
+                    name, k, statistics[name][rows]
                 )
             scores[rows] = fuse(
                 distances, {name: self.fusion_scale_[name][k] for name in FUSED}
             )
         return scores
+
+    def _bank(self, name: str) -> list[np.ndarray]:
+        """The neighbours of a distance of :data:`NEIGHBOUR_DISTANCES`."""
+        return getattr(self, f"{name}_bank_")
+
+    def _distance(self, name: str) -> Callable[..., np.ndarray]:
+        """``(query, bank, leave_one_out) -> nearest distances`` of ``name``."""
+        if name == "knn":
+            return lambda q, b, loo: cosine_knn(q, b, leave_one_out=loo)
+        scale = self.statistics_scale_[name]
+        return lambda q, b, loo: stats.nearest_distance(q, b, scale, leave_one_out=loo)
+
+    def _neighbour_distance(
+        self, name: str, k: int, query: np.ndarray, *, leave_one_out: bool = False
+    ) -> np.ndarray:
+        """Distance of ``query`` rows to machine ``k``'s neighbours of ``name``,
+        its target-domain clips treated apart (:func:`domain_neighbour_distance`)."""
+        return domain_neighbour_distance(
+            self._distance(name),
+            query,
+            self._bank(name)[k],
+            self.bank_target_[k],
+            float(self.domain_ratio_[name][k]),
+            leave_one_out=leave_one_out,
+        )
 
     def _class_cosine(self, embeddings: torch.Tensor) -> np.ndarray:
         """Cosine of each embedding to each machine (nearest sub-centre).

@@ -441,6 +441,24 @@ def _check_fitted_state(detector: AnomalousSoundDetector) -> None:
         # Written before attributes existed: one training class per machine.
         detector.class_machine_ = np.arange(n_ids)
         detector.class_attributes_ = np.full(n_ids, "")
+    banks = getattr(detector, "knn_bank_", None)
+    if isinstance(banks, list) and not hasattr(detector, "bank_target_"):
+        # Written before domains existed: every neighbour a source clip.
+        detector.bank_target_ = [np.zeros(len(b), dtype=bool) for b in banks]
+        detector.domain_ratio_ = {
+            name: np.ones(n_ids) for name in ("knn", "bands", "spectrum")
+        }
+    if isinstance(banks, list):
+        flags = detector.bank_target_
+        need(
+            isinstance(flags, list)
+            and len(flags) == len(banks)
+            and all(
+                isinstance(f, np.ndarray) and f.dtype == bool and f.shape == (len(b),)
+                for f, b in zip(flags, banks, strict=False)
+            ),
+            "bank_target_ must flag each neighbour of knn_bank_",
+        )
     classes = detector.class_machine_
     need(
         isinstance(classes, np.ndarray)
