@@ -121,17 +121,18 @@ def test_kmeans_threshold_uses_out_of_fold_scores_of_the_training_clips():
         assert det.offset_[k] < np.median(in_sample[ids == machine])
 
 
-def test_kmeans_threshold_of_small_machines_uses_in_sample_scores(fitted):
+def test_kmeans_threshold_scores_small_machines_leave_one_out(fitted):
     # The scores the kmeans thresholds are fitted to, on spread-out unit
     # vectors (the embeddings of a two-epoch fit are nearly collapsed, and a
     # gamma fit to distances of ~1e-7 is too ill-conditioned to compare).
     from sk_asd.estimator.detector import _nearest_centre_distance, _unit_rows
 
     rng = np.random.default_rng(0)
-    codes = np.repeat([0, 1], [6, 10])  # 6 clips: nothing to split; 10: 2 folds
-    unit = _unit_rows(rng.normal(size=(16, 8))).reshape(16, 1, 8)
+    # 1 clip: in sample; 6 clips: leave-one-out; 10 clips: 2 folds.
+    codes = np.repeat([0, 1, 2], [1, 6, 10])
+    unit = _unit_rows(rng.normal(size=(17, 8))).reshape(17, 1, 8)
     scores = fitted._kmeans_out_of_fold(unit, codes, seed=0)
-    for k in (0, 1):
+    for k in (0, 1, 2):
         rows = codes == k
         centres = fitted._kmeans_centres(unit[rows], 0)
         in_sample = _nearest_centre_distance(unit[rows], centres).mean(axis=1)
@@ -140,6 +141,11 @@ def test_kmeans_threshold_of_small_machines_uses_in_sample_scores(fitted):
         else:
             # Held-out clips lie farther from centres fitted without them.
             assert scores[rows].mean() > in_sample.mean()
+    # Leave-one-out exactly: clip i against centres of the other five.
+    own = np.flatnonzero(codes == 1)
+    others = fitted._kmeans_centres(unit[own[1:]], 0)
+    expected = _nearest_centre_distance(unit[own[:1]], others).mean(axis=1)
+    np.testing.assert_allclose(scores[own[0]], expected[0], rtol=1e-12)
 
 
 def test_fusion_caps_each_standardised_distance():
