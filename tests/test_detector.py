@@ -408,3 +408,16 @@ def test_score_details_match_the_separate_methods(fitted, data, given):
         assert details.machine_ids.tolist() == ids.tolist()
     else:
         assert set(details.machine_ids.tolist()) <= set(fitted.machine_ids_.tolist())
+
+
+def test_baselines_score_against_the_given_or_best_machine(data):
+    from sk_asd.estimator.baseline import LogBandGaussian, LogMelIsolationForest
+
+    X, ids = data
+    for baseline in (LogBandGaussian(), LogMelIsolationForest(random_state=0)):
+        baseline.fit(X, ids)
+        own = baseline.score_samples(X, ids)
+        best = baseline.score_samples(X)
+        assert own.shape == (len(X),) and (best >= own - 1e-12).all()
+        with pytest.raises(ValueError, match=r"Unknown machine ID\(s\) \['z'\]"):
+            baseline.score_samples(X[:2], ["z", ids[0]])

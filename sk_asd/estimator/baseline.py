@@ -16,7 +16,37 @@ from sk_asd.estimator.validation import check_machine_ids, check_waveforms
 from sk_asd.nn.frontend import LogMelSpectrogram
 
 
-class LogMelIsolationForest(OutlierMixin, BaseEstimator):
+class _PerMachineBaseline(OutlierMixin, BaseEstimator):
+    """What the baselines share: one model per machine ID, fitted on clip
+    features; scores against the given machine or the best-matching one."""
+
+    def _fit_codes(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Validated clips, and the machine code of each (sets ``machine_ids_``)."""
+        X = check_waveforms(self, X, reset=True)
+        ids = np.zeros(len(X), int) if y is None else check_machine_ids(y, len(X))
+        self.machine_ids_, codes = np.unique(ids, return_inverse=True)
+        return X, codes
+
+    def _select(self, per_id: np.ndarray, machine_ids: Any) -> np.ndarray:
+        """Each clip's score under its machine (``per_id`` is clips x machines);
+        the best-matching machine's where ``machine_ids`` is None."""
+        if machine_ids is None:
+            return per_id.max(axis=1)
+        ids = check_machine_ids(machine_ids, len(per_id), name="machine_ids")
+        codes = np.searchsorted(self.machine_ids_, ids).clip(
+            0, self.machine_ids_.size - 1
+        )
+        unknown = self.machine_ids_[codes] != ids
+        if unknown.any():
+            raise ValueError(
+                f"Unknown machine ID(s) {np.unique(ids[unknown])[:5].tolist()}: "
+                f"this baseline was fitted on {self.machine_ids_.tolist()}. Score "
+                "them with machine_ids=None (best match) or refit with them."
+            )
+        return per_id[np.arange(len(per_id)), codes]
+
+
+class LogMelIsolationForest(_PerMachineBaseline):
     """Per-machine IsolationForest on the mean log-mel spectrum of each clip.
 
     The kind of baseline every ASD method should beat: it sees the long-term
@@ -98,9 +128,7 @@ class LogMelIsolationForest(OutlierMixin, BaseEstimator):
         -------
         self : LogMelIsolationForest
         """
-        X = check_waveforms(self, X, reset=True)
-        ids = np.zeros(len(X), int) if y is None else check_machine_ids(y, len(X))
-        self.machine_ids_, codes = np.unique(ids, return_inverse=True)
+        X, codes = self._fit_codes(X, y)
         features = self._features(X)
         self.forests_ = [
             IsolationForest(
@@ -128,21 +156,10 @@ class LogMelIsolationForest(OutlierMixin, BaseEstimator):
         X = check_waveforms(self, X, reset=False)
         features = self._features(X)
         per_id = np.stack([f.score_samples(features) for f in self.forests_], axis=1)
-        if machine_ids is None:
-            return per_id.max(axis=1)
-        ids = check_machine_ids(machine_ids, len(X), name="machine_ids")
-        codes = np.searchsorted(self.machine_ids_, ids).clip(
-            0, self.machine_ids_.size - 1
-        )
-        if (self.machine_ids_[codes] != ids).any():
-            raise ValueError(
-                f"Unknown machine ID(s); this baseline was fitted on "
-                f"{self.machine_ids_.tolist()}."
-            )
-        return per_id[np.arange(len(X)), codes]
+        return self._select(per_id, machine_ids)
 
 
-class LogBandGaussian(OutlierMixin, BaseEstimator):
+class LogBandGaussian(_PerMachineBaseline):
     """Per-machine diagonal Gaussian on log-mel band statistics.
 
     Each clip is summarised by the mean and the standard deviation over time
@@ -216,9 +233,7 @@ class LogBandGaussian(OutlierMixin, BaseEstimator):
         -------
         self : LogBandGaussian
         """
-        X = check_waveforms(self, X, reset=True)
-        ids = np.zeros(len(X), int) if y is None else check_machine_ids(y, len(X))
-        self.machine_ids_, codes = np.unique(ids, return_inverse=True)
+        X, codes = self._fit_codes(X, y)
         features = self._features(X)
         self.means_ = np.stack(
             [features[codes == k].mean(0) for k in range(self.machine_ids_.size)]
@@ -252,15 +267,4 @@ class LogBandGaussian(OutlierMixin, BaseEstimator):
         per_id = -0.5 * (
             (f - self.means_) ** 2 / self.variances_ + np.log(self.variances_)
         ).sum(axis=2)
-        if machine_ids is None:
-            return per_id.max(axis=1)
-        ids = check_machine_ids(machine_ids, len(X), name="machine_ids")
-        codes = np.searchsorted(self.machine_ids_, ids).clip(
-            0, self.machine_ids_.size - 1
-        )
-        if (self.machine_ids_[codes] != ids).any():
-            raise ValueError(
-                f"Unknown machine ID(s); this baseline was fitted on "
-                f"{self.machine_ids_.tolist()}."
-            )
-        return per_id[np.arange(len(X)), codes]
+        return self._select(per_id, machine_ids)
