@@ -819,7 +819,7 @@ default="auto"
         clip_unit = _unit_rows(unit.mean(axis=1))
         self.knn_bank_ = [clip_unit[rows] for rows in banks]
         self.bank_target_ = [target[rows] for rows in banks]
-        features = self._fit_statistics(X, codes, banks, rng)
+        frames_held_out = self._fit_statistics(X, codes, banks, rng)
         self.domain_ratio_ = {
             name: np.array(
                 [
@@ -838,7 +838,7 @@ default="auto"
             ]
             for name in NEIGHBOUR_DISTANCES
         }
-        held_out["frames"] = features
+        held_out["frames"] = frames_held_out
         self.fusion_scale_ = {
             name: standardisation(scores) for name, scores in held_out.items()
         }
