@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from scipy.stats import t as student_t
 
 __all__ = [
     "FUSED",
@@ -100,7 +101,9 @@ def cosine_knn(
 Distance = Callable[[np.ndarray, np.ndarray, bool], np.ndarray]
 
 
-def _nearest(distance: Distance, query: np.ndarray, bank: np.ndarray, loo: bool):
+def _nearest(
+    distance: Distance, query: np.ndarray, bank: np.ndarray, loo: bool
+) -> np.ndarray:
     if len(bank) == 0 or (loo and len(bank) == 1):
         return np.full(len(query), np.inf)
     return distance(query, bank, loo)
@@ -240,8 +243,6 @@ def normal_threshold(
     -------
     thresholds : ndarray of shape (n_machines,)
     """
-    from scipy.stats import t as student_t
-
     loc_scale = standardisation(scores, prior_clips=prior_clips)
     n = np.array([len(s) for s in scores], dtype=np.float64)
     factor = student_t.ppf(quantile, n - 1 + prior_clips) * np.sqrt(1 + 1 / n)
