@@ -391,7 +391,7 @@ class Package:
                 y = labels[index]
                 lam = float(torch.distributions.Beta(0.5, 0.5).sample())
                 perm = torch.randperm(len(index))
-                with shell._autocast():
+                with shell.autocast():
                     emb = model(
                         waves[index],
                         mixup=(perm, lam),

@@ -21,8 +21,9 @@ from torch import nn
 from torch._dynamo.utils import counters
 
 from sk_asd import AnomalousSoundDetector
-from sk_asd.estimator import net as net_module
-from sk_asd.estimator.net import INT8_CALIBRATION_CLIPS, ASDNet, weights_fingerprint
+from sk_asd.estimator import inference
+from sk_asd.estimator.inference import INT8_CALIBRATION_CLIPS, weights_fingerprint
+from sk_asd.estimator.net import ASDNet
 from sk_asd.io import load_model, save_model
 from sk_asd.nn.mobilefacenet import MobileFaceNet, fold_batchnorm
 from sk_asd.nn.quantization import (
@@ -171,9 +172,11 @@ def test_int8_scoring_is_calibrated_by_fit_and_scores_like_float(data):
     net = _fit(data, int8_scoring=True, amp_dtype="bfloat16")
     fingerprint, ranges = net.int8_calibration_
     assert fingerprint == weights_fingerprint(net.module_.backbone)
-    assert set(ranges) == set(quantizable_convs(net._inference_backbone()))
+    copies = net.scoring_copies_
+    assert set(ranges) == set(quantizable_convs(copies.folded(net.module_.backbone)))
     emb = net.forward(X)
-    assert any(isinstance(m, Int8Conv2d) for m in net.int8_backbone_[2].modules())
+    int8 = copies.cached(net.module_.backbone)["int8"][1]
+    assert any(isinstance(m, Int8Conv2d) for m in int8[1].modules())
     net.int8_scoring = False
     ref = net.forward(X)
     cosine = torch.nn.functional.cosine_similarity(emb.float(), ref.float())
@@ -188,22 +191,22 @@ def test_int8_scoring_is_calibrated_by_fit_and_scores_like_float(data):
     net.int8_scoring = True
     graphs = counters["stats"]["unique_graphs"]
     net.partial_fit(X, y)
-    assert net.int8_backbone_ is None
+    assert "int8" not in copies.cached(net.module_.backbone)
     net.forward(X)
-    assert net.int8_backbone_ is not None
+    assert "int8" in copies.cached(net.module_.backbone)
     assert counters["stats"]["unique_graphs"] == graphs
 
 
 def test_calibration_spreads_over_the_training_clips(data, eager_compile, monkeypatch):
     seen: list[int] = []
-    original = ASDNet._calibration_images
+    original = inference.calibration_images
 
-    def spy(self, X, y):
-        for images in original(self, X, y):
+    def spy(net, X, y):
+        for images in original(net, X, y):
             seen.append(len(images))
             yield images
 
-    monkeypatch.setattr(ASDNet, "_calibration_images", spy)
+    monkeypatch.setattr(inference, "calibration_images", spy)
     _fit(data, int8_scoring=True)
     assert sum(seen) == min(len(data[0]), INT8_CALIBRATION_CLIPS)
 
@@ -250,7 +253,7 @@ def test_int8_calibration_survives_pickling(data, eager_compile):
     net = _fit(data, int8_scoring=True)
     emb = net.forward(X)
     clone = pickle.loads(pickle.dumps(net))
-    assert getattr(clone, "int8_backbone_", None) is None
+    assert clone.scoring_copies_.cached(clone.module_.backbone) == {}
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         torch.testing.assert_close(clone.forward(X), emb)
@@ -268,9 +271,10 @@ def test_failed_int8_compile_falls_back_to_eager_int8(data, monkeypatch):
     net = _fit(data, int8_scoring=True)
     with pytest.warns(RuntimeWarning, match="int8 scoring backbone failed"):
         emb = net.forward(X)
-    assert net.int8_backbone_[1] is net.int8_backbone_[2]
+    assert "int8" in net.scoring_copies_.failed
     monkeypatch.setattr(torch, "compile", lambda module, *a, **k: module)
-    net.int8_backbone_ = None
+    net.scoring_copies_.clear()
+    net.scoring_copies_.failed.clear()
     torch.testing.assert_close(net.forward(X), emb)
 
 
@@ -279,8 +283,8 @@ def test_int8_scoring_without_onednn_warns_and_scores_in_float(
 ):
     X, _ = data
     net = _fit(data, int8_scoring=True)
-    monkeypatch.setattr(net_module, "int8_available", lambda: False)
-    net.int8_backbone_ = None
+    monkeypatch.setattr(inference, "int8_available", lambda: False)
+    net.scoring_copies_.clear()
     with pytest.warns(RuntimeWarning, match="lacks oneDNN"):
         emb = net.forward(X[:4])
     net.int8_scoring = False

@@ -17,8 +17,7 @@ import torch
 from scipy.stats import spearmanr
 from skorch.callbacks import Callback
 
-from sk_asd.estimator import net as net_module
-from sk_asd.estimator import threads
+from sk_asd.estimator import inference, threads
 from sk_asd.estimator.net import (
     ASDNet,
     cpu_supports_bf16,
@@ -448,7 +447,7 @@ def test_folded_backbone_follows_the_weights_and_is_not_pickled(data):
     X, _ = data
     net, _ = _fit_scores(data, fold_batchnorm=True)
     first = net.forward(X[:4])
-    assert net.folded_backbone_ is not None
+    assert "folded" in net.scoring_copies_.cached(net.module_.backbone)
     with torch.no_grad():
         net.module_.backbone.stem[0].weight.mul_(1.1)
     changed = net.forward(X[:4])
@@ -456,7 +455,7 @@ def test_folded_backbone_follows_the_weights_and_is_not_pickled(data):
     torch.testing.assert_close(changed, net.forward(X[:4]), atol=1e-4, rtol=1e-4)
     assert not torch.allclose(first, changed)
     clone = pickle.loads(pickle.dumps(net))
-    assert "folded_backbone_" not in vars(clone)
+    assert clone.scoring_copies_.cached(clone.module_.backbone) == {}
 
 
 def test_scoring_runs_the_backbone_on_sub_batches_with_the_same_result(
@@ -467,11 +466,11 @@ def test_scoring_runs_the_backbone_on_sub_batches_with_the_same_result(
     net.batch_size = 8  # one scoring batch of 8 clips
     whole = net.forward(X[:8])
     sizes: list[int] = []
-    folded = net._inference_backbone()
+    folded = net.scoring_copies_.folded(net.module_.backbone)
     hook = folded.register_forward_pre_hook(lambda _, args: sizes.append(len(args[0])))
     # A budget of three images of these clips: sub-batches of 3, 3 and 2.
     images = net.module_.images(torch.as_tensor(X[:1]))
-    monkeypatch.setattr(net_module, "BACKBONE_CHUNK_PIXELS", 3 * images[0, 0].numel())
+    monkeypatch.setattr(inference, "BACKBONE_CHUNK_PIXELS", 3 * images[0, 0].numel())
     chunked = net.forward(X[:8])
     hook.remove()
     assert sizes == [3, 3, 2]
@@ -488,7 +487,7 @@ def test_failed_compile_falls_back_to_eager(data, fp32_scores, monkeypatch):
     monkeypatch.setattr(torch, "compile", broken_compile)
     with pytest.warns(RuntimeWarning, match="torch.compile of the backbone failed"):
         net, scores = _fit_scores(data, compile_backbone=True)
-    assert net._compile_failed_
+    assert "backbone" in net.scoring_copies_.failed
     np.testing.assert_allclose(scores, fp32_scores, rtol=1e-4, atol=1e-5)
 
 
@@ -498,11 +497,12 @@ def test_compiled_backbone_scores_like_eager_without_folding(data, fp32_scores):
     X, y = data
     net, _ = _fit_scores(data, fold_batchnorm=True)
     net.module_.backbone.compile()
-    net.folded_backbone_ = None  # built by _fit_scores' eager scoring
+    net.scoring_copies_.clear()  # built by _fit_scores' eager scoring
     emb = net.evaluation_step((torch.from_numpy(X), None), training=False)
     scores = net.criterion_.anomaly_score(emb, torch.as_tensor(y)).numpy()
-    assert not net._compile_failed_
-    assert net.folded_backbone_ is None  # the compiled backbone folds itself
+    assert not net.scoring_copies_.failed
+    # The compiled backbone folds itself.
+    assert "folded" not in net.scoring_copies_.cached(net.module_.backbone)
     np.testing.assert_allclose(scores, fp32_scores, rtol=1e-4, atol=1e-5)
 
 
@@ -513,9 +513,8 @@ def test_scoring_compiles_the_folded_backbone_and_follows_the_weights(
     net, _ = _fit_scores(data, fold_batchnorm=True)
     net.compile_backbone = True  # scoring only: the fit above was eager
     emb = net.forward(X)
-    assert not net._compile_failed_
-    first = net.compiled_scoring_backbone_
-    assert first is not None and first[0] is net.folded_backbone_[1]
+    assert not net.scoring_copies_.failed
+    first = net.scoring_copies_.cached(net.module_.backbone)["compiled"]
     scores = net.criterion_.anomaly_score(emb, torch.as_tensor(y)).numpy()
     np.testing.assert_allclose(scores, fp32_scores, rtol=1e-4, atol=1e-5)
     # A weight change must give a new folded copy and its compiled wrapper,
@@ -523,10 +522,11 @@ def test_scoring_compiles_the_folded_backbone_and_follows_the_weights(
     with torch.no_grad():
         net.module_.backbone.stem[0].weight.mul_(1.1)
     changed = net.forward(X)
-    assert net.compiled_scoring_backbone_ is not first
+    assert net.scoring_copies_.cached(net.module_.backbone)["compiled"] is not first
     net.compile_backbone = net.fold_batchnorm = False
     torch.testing.assert_close(changed, net.forward(X), atol=1e-4, rtol=1e-4)
-    assert "compiled_scoring_backbone_" not in vars(pickle.loads(pickle.dumps(net)))
+    clone = pickle.loads(pickle.dumps(net))
+    assert clone.scoring_copies_.cached(clone.module_.backbone) == {}
 
 
 def test_compiled_scoring_front_end_matches_eager_and_falls_back(data, monkeypatch):
@@ -535,10 +535,9 @@ def test_compiled_scoring_front_end_matches_eager_and_falls_back(data, monkeypat
     net.compile_backbone = True
     with torch.no_grad():
         eager = net.module_.images(X)
-        compiled = net._compiled_images({"waves": X})
-    assert net.compiled_images_ is not None
+        compiled = net.scoring_copies_.front_end(net.module_)(waves=X)
     torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
-    assert "compiled_images_" not in vars(pickle.loads(pickle.dumps(net)))
+    assert pickle.loads(pickle.dumps(net)).scoring_copies_._front_end is None
 
     def broken_compile(fn, *args, **kwargs):
         def call(*a, **k):
@@ -547,11 +546,14 @@ def test_compiled_scoring_front_end_matches_eager_and_falls_back(data, monkeypat
         return call
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    net.compiled_images_ = None
+    copies = net.scoring_copies_
+    copies.clear()
     with pytest.warns(RuntimeWarning, match="scoring front end failed"):
         with torch.no_grad():
-            again = net._compiled_images({"waves": X})
-    assert net._images_compile_failed_
+            again = copies.run(
+                "front_end", copies.front_end(net.module_), net.module_.images, waves=X
+            )
+    assert copies.failed == {"front_end"}
     torch.testing.assert_close(again, eager)
 
 
@@ -644,6 +646,6 @@ def test_cuda_nets_pin_batches_and_copy_them_without_blocking():
     # arrays alike (on the CPU the copy is a no-op).
     net = _net()
     x = torch.randn(2, 3)
-    assert net._to_device(x) is x
-    moved = net._to_device({"waves": x, "logmel": np.ones((2, 1), np.float32)})
+    assert net.to_device(x) is x
+    moved = net.to_device({"waves": x, "logmel": np.ones((2, 1), np.float32)})
     assert moved["waves"] is x and isinstance(moved["logmel"], torch.Tensor)

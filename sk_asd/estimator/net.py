@@ -3,22 +3,25 @@
 skorch runs the epochs, batching, learning-rate schedule, validation split and
 history.  This subclass adds what skorch does not know about: mixup of each
 training batch (ArcMix / Noisy-ArcMix need both label sets and the mixing
-weight inside the criterion) and keeping the weights of the best epoch.
+weight inside the criterion), random crops, a stop on a non-finite loss, and
+keeping the weights of the best epoch (:class:`RestoreBestWeights`).
 
-It also holds the speed switches that are not part of the module (those are
-``module__channels_last`` and ``module__fast_prelu``): mixed precision
-(autocast, with a gradient scaler for float16), the torch thread count and
-glibc heap thresholds for the duration of ``fit`` / ``forward``, log-mels
-computed once per fit, BatchNorm folded into the convolutions for inference
-and ``torch.compile`` of the backbone.  All are off by default; each one is
-measured by ``benchmarks/bench_throughput.py``.
+It also holds the engine options of :mod:`sk_asd.estimator.speed` that are
+not part of the module (those are ``module__channels_last`` and
+``module__fast_prelu``): mixed precision (autocast, with a gradient scaler
+for float16), the torch thread count and glibc heap thresholds for the
+duration of ``fit`` / ``forward``, log-mels computed once per fit and
+``torch.compile`` of the training backbone.  The copies of the network that
+scoring runs (BatchNorm folded, compiled, int8) live in
+:mod:`sk_asd.estimator.inference`, with the callback that calibrates int8.
+All options are off by default; each one is measured by
+``benchmarks/bench_throughput.py``.
 """
 
 from __future__ import annotations
 
 import copy
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from typing import Any
 
@@ -30,42 +33,12 @@ from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_tensor
 
 from sk_asd.estimator.crops import grid_crops, is_croppable, random_crops
+from sk_asd.estimator.inference import Int8Calibration, ScoringCopies
 from sk_asd.estimator.threads import retained_heap, torch_threads
-from sk_asd.nn.mobilefacenet import MobileFaceNet, fold_batchnorm
-from sk_asd.nn.quantization import (
-    calibrate_input_ranges,
-    int8_available,
-    quantize_backbone,
-)
+from sk_asd.nn.quantization import int8_available
 
 #: Values accepted by ``ASDNet(amp_dtype=...)``.
 AMP_DTYPES = ("auto", "bfloat16", "float16")
-
-#: Scoring on a CPU runs the backbone on sub-batches of about this many image
-#: pixels (8 ten-second clips of 128 mels x 313 frames): the widest
-#: activations of such a sub-batch stay near 20 MB, so the memory-bound
-#: depthwise convolutions and activations work from the cache instead of RAM.
-#: Measured on 2 cores, 3 alternating runs: 6.8-7.2 vs 7.0-7.7 ms per clip
-#: for sub-batches of 8 vs the whole batch of 16 with the compiled backbone
-#: (sub-batches of 4: 7.0-7.4), 2.5 % less eager; a later in-process
-#: comparison put 8 and 16 within its noise.
-#: Embeddings do not depend on the sub-batch (no BatchNorm statistics at
-#: inference).
-BACKBONE_CHUNK_PIXELS = 8 * 128 * 313
-
-
-def _chunk_size(images: torch.Tensor) -> int:
-    """Images per CPU sub-batch of about ``BACKBONE_CHUNK_PIXELS``."""
-    return max(1, BACKBONE_CHUNK_PIXELS // (images.shape[-2] * images.shape[-1]))
-
-
-def _in_chunks(backbone: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """``backbone(images)``, on CPU sub-batches of ``BACKBONE_CHUNK_PIXELS``."""
-    chunk = _chunk_size(images)
-    if images.device.type != "cpu" or len(images) <= chunk:
-        return backbone(images)
-    return torch.cat([backbone(part) for part in images.split(chunk)])
-
 
 #: The speed switches of ASDNet and their defaults (all off: plain fp32).
 SPEED_DEFAULTS: dict[str, Any] = {
@@ -78,23 +51,6 @@ SPEED_DEFAULTS: dict[str, Any] = {
     "crop_samples": None,
     "int8_scoring": False,
 }
-
-#: Training clips, spread evenly over the training set, whose activations set
-#: the input ranges of int8 scoring.
-INT8_CALIBRATION_CLIPS = 64
-
-
-def weights_fingerprint(module: torch.nn.Module) -> tuple[float, ...]:
-    """Sum of every floating-point tensor of ``module``'s state, in float64.
-
-    Survives pickling (unlike tensor ids and version counters), so a stored
-    calibration can tell whether the weights are still those it saw.
-    """
-    return tuple(
-        float(t.detach().double().sum())
-        for t in module.state_dict().values()
-        if t.is_floating_point()
-    )
 
 
 def cpu_supports_bf16() -> bool:
@@ -257,7 +213,7 @@ class ASDNet(NeuralNet):
             stack.enter_context(retained_heap(self.retain_heap))
             yield
 
-    def _autocast(self) -> AbstractContextManager[Any]:
+    def autocast(self) -> AbstractContextManager[Any]:
         """Autocast in ``amp_dtype``, or nothing for float32."""
         dtype = resolve_amp_dtype(self.amp_dtype, self.device)
         if dtype is None:
@@ -295,8 +251,6 @@ class ASDNet(NeuralNet):
                     f"training interrupted during epoch {len(self.history)} of "
                     f"{self.max_epochs}"
                 ) from exc.__cause__
-            if self.int8_scoring:
-                self._calibrate_int8(X, y)
             return self
 
     def fit_loop(self, X: Any, y: Any = None, **fit_params: Any) -> ASDNet:
@@ -351,14 +305,12 @@ class ASDNet(NeuralNet):
         )
 
     def forward(self, X: Any, training: bool = False, device: str = "cpu") -> Any:
-        # Marks inference on fixed weights (scoring), as opposed to the
-        # validation passes inside fit, whose weights change every epoch.
-        self._scoring = True
-        try:
-            with self.runtime():
-                return super().forward(X, training=training, device=device)
-        finally:
-            self._scoring = False
+        # Inference on fixed weights (scoring), as opposed to the validation
+        # passes inside fit, whose weights change every epoch: the compiled
+        # and int8 copies are used only here.
+        copies = getattr(self, "scoring_copies_", None)  # None: not initialised
+        with self.runtime(), copies.scoring_call() if copies else nullcontext():
+            return super().forward(X, training=training, device=device)
 
     # ------------------------------------------------------------ log-mels
     def _with_logmels(self, X: Any) -> Any:
@@ -381,30 +333,28 @@ class ASDNet(NeuralNet):
     # --------------------------------------------------------------- steps
     def initialize_module(self) -> ASDNet:
         super().initialize_module()
-        self._compile_failed_ = False
-        self.folded_backbone_ = None  # belongs to the previous module, if any
-        self.compiled_scoring_backbone_ = None
-        self.int8_backbone_ = None
-        self.compiled_images_ = None
-        self._images_compile_failed_ = False
+        # The inference copies of the previous module, if any, are dropped.
+        self.scoring_copies_ = ScoringCopies()
         if self.compile_backbone:
             backbone = getattr(self.module_, "backbone", None)
             if isinstance(backbone, torch.nn.Module) and hasattr(backbone, "compile"):
                 backbone.compile()
         return self
 
-    def _uncompile(self) -> bool:
-        """Drop a compiled backbone; ``True`` if there was one."""
-        if not self._backbone_compiled():
-            return False
-        backbone = self.module_.backbone
+    def initialize_callbacks(self) -> ASDNet:
+        super().initialize_callbacks()
+        # Last, after RestoreBestWeights: it calibrates the weights scoring
+        # will use.  It does nothing unless int8_scoring is on.
+        self.callbacks_.append(("int8_calibration", Int8Calibration().initialize()))
+        return self
+
+    def _uncompile(self) -> None:
+        """Drop the compiled training backbone (its compile failed)."""
         # nn.Module.compile() stores the compiled call here; None restores the
         # eager call (the attribute is also dropped when pickling).
-        backbone._compiled_call_impl = None
-        self._compile_failed_ = True
-        return True
+        self.module_.backbone._compiled_call_impl = None
 
-    def _to_device(self, x: Any) -> Any:
+    def to_device(self, x: Any) -> Any:
         """``x`` (a tensor, a mapping of them, or an array) on the net's device.
 
         Pinned CPU tensors (``pin_memory`` loaders on CUDA) are copied with
@@ -412,32 +362,30 @@ class ASDNet(NeuralNet):
         on the GPU.
         """
         if isinstance(x, Mapping):
-            return {key: self._to_device(value) for key, value in x.items()}
+            return {key: self.to_device(value) for key, value in x.items()}
         if isinstance(x, torch.Tensor):
             return x.to(self.device, non_blocking=x.is_pinned())
         return to_tensor(x, device=self.device)
 
     def infer(self, x: Any, **fit_params: Any) -> torch.Tensor:
-        x = self._to_device(x)
-        with self._autocast():
-            try:
+        x = self.to_device(x)
+        with self.autocast():
+            if not self._backbone_compiled():
                 return super().infer(x, **fit_params)
-            except Exception as exc:  # torch.compile failures have many types
-                if not self._uncompile():
-                    raise
-                warnings.warn(
-                    f"torch.compile of the backbone failed ({type(exc).__name__}: "
-                    f"{exc}); continuing without it.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                return super().infer(x, **fit_params)
+
+            def eager() -> torch.Tensor:
+                self._uncompile()
+                return super(ASDNet, self).infer(x, **fit_params)
+
+            return self.scoring_copies_.run(
+                "backbone", lambda: super(ASDNet, self).infer(x, **fit_params), eager
+            )
 
     def train_step_single(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         self._set_training(True)
         Xi, yi = unpack_data(batch)
         if is_croppable(Xi, self.crop_samples):
-            Xi = random_crops(self._to_device(Xi), self.crop_samples, self._hop())
+            Xi = random_crops(self.to_device(Xi), self.crop_samples, self._hop())
         if self.criterion_.uses_mixup and self.mixup_alpha > 0 and len(yi) > 1:
             y = to_tensor(yi, device=self.device)
             # Drawn from torch's generator so that the fit's seed controls it.
@@ -478,47 +426,6 @@ class ASDNet(NeuralNet):
         scaler.update()
         return step_accumulator.get_step()
 
-    # ----------------------------------------------------------- inference
-    def _inference_backbone(self) -> MobileFaceNet | None:
-        """The BatchNorm-folded backbone, rebuilt when the weights changed."""
-        backbone = getattr(self.module_, "backbone", None)
-        if not isinstance(backbone, MobileFaceNet):
-            return None
-        # Every in-place update (optimizer step, load_state_dict) bumps a
-        # tensor's version counter: the key changes whenever the weights do.
-        key = tuple(
-            (id(t), t._version) for t in (*backbone.parameters(), *backbone.buffers())
-        )
-        cached = getattr(self, "folded_backbone_", None)
-        if cached is None or cached[0] != key:
-            cached = (key, fold_batchnorm(backbone))
-            self.folded_backbone_ = cached
-            self.compiled_scoring_backbone_ = None  # compiled from the previous weights
-        return cached[1]
-
-    def _compiled_scoring_backbone(self) -> Any:
-        """The folded backbone, compiled for scoring (no autograd).
-
-        The elementwise work between the convolutions (bias, PReLU, residual
-        adds, dtype casts) runs in generated, fused kernels.  The weights are
-        inputs of the compiled graph, so the wrapper made for new weights
-        reuses the compiled code instead of compiling again.
-
-        Inductor's weight freezing (``options={"freezing": True}``) is not
-        used: ``torch.compile`` options reach Inductor but not the tracer,
-        which decides whether weights become constants, so the option alone
-        changes nothing (torch 2.13); switched on globally, it gave no
-        measurable gain here and would recompile after every weight change.
-        """
-        folded = self._inference_backbone()
-        if folded is None:
-            return None
-        cached = getattr(self, "compiled_scoring_backbone_", None)
-        if cached is None or cached[0] is not folded:
-            cached = (folded, torch.compile(folded))
-            self.compiled_scoring_backbone_ = cached
-        return cached[1]
-
     # ------------------------------------------------------------- int8
     def _check_int8(self) -> None:
         """Fail before training when int8 scoring cannot run here."""
@@ -537,68 +444,6 @@ class ASDNet(NeuralNet):
                 "lacks; set int8_scoring=False."
             )
 
-    def _calibration_images(self, X: Any, y: Any) -> Iterator[torch.Tensor]:
-        """Backbone inputs of the calibration clips, as scoring makes them."""
-        dataset = self.get_dataset(X, y)
-        n = len(dataset)
-        indices = np.unique(
-            np.linspace(0, n - 1, min(n, INT8_CALIBRATION_CLIPS)).round().astype(int)
-        )
-        subset = torch.utils.data.Subset(dataset, indices.tolist())
-        for batch in self.get_iterator(subset, training=False):
-            Xi, _ = unpack_data(batch)
-            if is_croppable(Xi, self.crop_samples):
-                # As evaluation_step does: the crops scoring will embed.
-                waves = self._to_device(Xi["waves"] if isinstance(Xi, Mapping) else Xi)
-                Xi = grid_crops(waves, self.crop_samples)
-            images = self.module_.images(**self._module_inputs(Xi))
-            yield from images.split(_chunk_size(images))
-
-    def _calibrate_int8(self, X: Any, y: Any) -> None:
-        """Input ranges of the int8 convolutions, from training clips."""
-        folded = self._inference_backbone()
-        if folded is None or not hasattr(self.module_, "images"):
-            raise ValueError(
-                "int8_scoring needs a module with a MobileFaceNet backbone and "
-                "an images() method (TASTgramMFN)."
-            )
-        with torch.no_grad(), self._autocast():
-            self._set_training(False)
-            ranges = calibrate_input_ranges(folded, self._calibration_images(X, y))
-        self.int8_calibration_ = (weights_fingerprint(self.module_.backbone), ranges)
-        self.int8_backbone_ = None
-
-    def _int8_scoring_backbone(self) -> Any:
-        """The compiled int8 backbone, or ``None`` (with a warning) when the
-        calibration does not belong to the current weights."""
-        folded = self._inference_backbone()
-        cached = getattr(self, "int8_backbone_", None)
-        if cached is not None and cached[0] is folded:
-            return cached[1]
-        calibration = getattr(self, "int8_calibration_", None)
-        problem = None
-        if calibration is None or calibration[0] != weights_fingerprint(
-            self.module_.backbone
-        ):
-            problem = (
-                "the weights changed since the last fit/partial_fit calibrated "
-                "the int8 input ranges; scoring in floating point until the next "
-                "fit or partial_fit."
-            )
-        elif not int8_available():  # e.g. a model loaded under another torch build
-            problem = (
-                "this torch build lacks oneDNN's quantised convolution; scoring "
-                "in floating point."
-            )
-        if problem is not None:
-            warnings.warn(f"int8_scoring: {problem}", RuntimeWarning, stacklevel=3)
-            # Cached for these weights: checked and warned once, not per batch.
-            self.int8_backbone_ = (folded, None, None)
-            return None
-        quantized = quantize_backbone(folded, calibration[1])
-        self.int8_backbone_ = (folded, torch.compile(quantized), quantized)
-        return self.int8_backbone_[1]
-
     def _backbone_compiled(self) -> bool:
         backbone = getattr(self.module_, "backbone", None)
         return getattr(backbone, "_compiled_call_impl", None) is not None
@@ -614,7 +459,7 @@ class ASDNet(NeuralNet):
             return self._evaluate_clips(batch, training)
         # A cached log-mel (validation during fit) covers the whole clip; the
         # crops' own log-mels are computed instead.
-        waves = self._to_device(Xi["waves"] if isinstance(Xi, Mapping) else Xi)
+        waves = self.to_device(Xi["waves"] if isinstance(Xi, Mapping) else Xi)
         crops = grid_crops(waves, self.crop_samples)
         embeddings = self._evaluate_clips((crops, yi), training)
         return embeddings.reshape(len(waves), -1, embeddings.shape[-1])
@@ -633,120 +478,32 @@ class ASDNet(NeuralNet):
         """Embeddings of a batch of whole clips (or of crops made into clips)."""
         if training or not hasattr(self.module_, "images"):
             return super().evaluation_step(batch, training=training)
-        plan = self._inference_plan(scoring=getattr(self, "_scoring", False))
+        plan = self.scoring_copies_.plan(
+            self.module_,
+            fold=self.fold_batchnorm,
+            compile=self.compile_backbone,
+            int8=self.int8_scoring,
+            calibration=getattr(self, "int8_calibration_", None),
+        )
         if plan is None:
             return super().evaluation_step(batch, training=training)
-        backbone, compiled, fallback = plan
         self.check_is_fitted()
         Xi, _ = unpack_data(batch)
-        kwargs = self._module_inputs(Xi)
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), self.autocast():
             self._set_training(False)
-            images = (
-                self._compiled_images(kwargs)
-                if compiled
-                else self.module_.images(**kwargs)
+            return self.scoring_copies_.embed(
+                plan, self.module_, self.module_inputs(Xi)
             )
-            try:
-                return _in_chunks(backbone, images)
-            except Exception as exc:  # torch.compile failures have many types
-                if fallback is None:
-                    raise
-                eager, what = fallback()
-                warnings.warn(
-                    f"torch.compile of the {what} failed "
-                    f"({type(exc).__name__}: {exc}); continuing without it.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                return _in_chunks(eager, images)
 
-    def _inference_plan(
-        self, scoring: bool
-    ) -> tuple[torch.nn.Module, bool, Callable[[], tuple[Any, str]] | None] | None:
-        """How to embed an inference batch, or ``None`` for skorch's own step.
-
-        ``(backbone, compiled front end?, fallback)``: ``fallback``, for a
-        compiled backbone, records that compiling failed and returns the
-        eager backbone to use instead and a name for the warning.
-        """
-        if scoring and self.int8_scoring:
-            int8 = self._int8_scoring_backbone()
-            if int8 is not None:
-                eager = self.int8_backbone_[2]
-                return int8, True, None if int8 is eager else self._int8_failed
-        if scoring and self.compile_backbone and not self._compile_failed_:
-            backbone = self._compiled_scoring_backbone()
-            return None if backbone is None else (backbone, True, self._compile_failed)
-        # A compiled training backbone fuses BatchNorm into the activation
-        # kernels itself (validation inside fit); a folded copy would be a
-        # new module to compile again after every weight update.
-        if self.fold_batchnorm and not self._backbone_compiled():
-            backbone = self._inference_backbone()
-            return None if backbone is None else (backbone, False, None)
-        return None
-
-    def _compile_failed(self) -> tuple[Any, str]:
-        self._compile_failed_ = True
-        self.compiled_scoring_backbone_ = None
-        return self._inference_backbone(), "scoring backbone"
-
-    def _int8_failed(self) -> tuple[Any, str]:
-        # The eager int8 copy from then on: its calibration still holds (int8
-        # without compile is slower than bfloat16, though).
-        folded, _, eager = self.int8_backbone_
-        self.int8_backbone_ = (folded, eager, eager)
-        return eager, "int8 scoring backbone"
-
-    def _module_inputs(self, Xi: Any) -> dict[str, Any]:
+    def module_inputs(self, Xi: Any) -> dict[str, Any]:
         """The module's keyword inputs for a batch ``Xi``, on the device."""
-        x = self._to_device(Xi)
+        x = self.to_device(Xi)
         return dict(x) if isinstance(x, Mapping) else {"waves": x}
-
-    def _compiled_images(self, kwargs: dict[str, Any]) -> torch.Tensor:
-        """``module_.images(**kwargs)`` for compiled scoring.
-
-        The log-mel runs eagerly (its float64 fallback depends on the data);
-        everything after it (the Tgram's normalisations and activations, the
-        temporal attention, the stacking) runs in one compiled graph.  On 2
-        cores that part took 0.62-0.64 instead of 0.77-0.78 ms per 10 s clip
-        (bfloat16, 16 clips).  If compiling fails, the eager method is used
-        from then on, with a warning.
-        """
-        module = self.module_
-        if getattr(self, "_images_compile_failed_", False) or not hasattr(
-            module, "padded_logmel"
-        ):
-            return module.images(**kwargs)
-        if kwargs.get("logmel") is None:
-            kwargs = {**kwargs, "logmel": module.padded_logmel(kwargs["waves"])}
-        cached = getattr(self, "compiled_images_", None)
-        if cached is None or cached[0] is not module:
-            cached = (module, torch.compile(module.images))
-            self.compiled_images_ = cached
-        try:
-            return cached[1](**kwargs)
-        except Exception as exc:  # torch.compile failures have many types
-            self._images_compile_failed_ = True
-            self.compiled_images_ = None
-            warnings.warn(
-                f"torch.compile of the scoring front end failed "
-                f"({type(exc).__name__}: {exc}); continuing without it.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            return module.images(**kwargs)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        # A cache, rebuilt on demand; not worth a second copy in every pickle.
-        state.pop("folded_backbone_", None)
-        state.pop("compiled_scoring_backbone_", None)
-        state.pop("compiled_images_", None)
-        # oneDNN's packed int8 weights do not pickle; the calibration does,
-        # and the int8 copy is rebuilt from it.
-        state.pop("int8_backbone_", None)
-        state.pop("_scoring", None)
+        # (scoring_copies_ pickles as its failure record only: the copies are
+        # caches, and the int8 copy is rebuilt from int8_calibration_.)
         # Holds device tensors; a new one is made if training resumes.
         state.pop("grad_scaler_", None)
         return state
@@ -755,7 +512,21 @@ class ASDNet(NeuralNet):
         # Nets pickled before the speed switches existed load as plain fp32.
         for name, default in SPEED_DEFAULTS.items():
             state.setdefault(name, default)
-        state.setdefault("_compile_failed_", False)
+        # Nets pickled before ScoringCopies held its caches as attributes.
+        for old in (
+            "folded_backbone_",
+            "compiled_scoring_backbone_",
+            "compiled_images_",
+            "int8_backbone_",
+            "_scoring",
+            "_images_compile_failed_",
+        ):
+            state.pop(old, None)
+        failed = state.pop("_compile_failed_", False)
+        if "module_" in state and "scoring_copies_" not in state:
+            copies = ScoringCopies()
+            copies.failed = {"backbone"} if failed else set()
+            state["scoring_copies_"] = copies
         super().__setstate__(state)
 
 

@@ -5,8 +5,8 @@ level; :func:`resolve_speed` turns a level (or a dict of overrides) into the
 options a ``fit`` on a given device uses, recorded as the detector's fitted
 ``speed_``; :func:`net_options` routes them to :class:`~sk_asd.estimator.net.ASDNet`.
 The benchmarks and tests take their option sets from here, so that a new
-speed-up is one row of the table (plus its implementation in ``net.py`` or
-``sk_asd.nn``), never a new constructor parameter.
+speed-up is one row of the table (plus its implementation in ``inference.py``,
+``net.py`` or ``sk_asd.nn``), never a new constructor parameter.
 
 Levels
 ------
