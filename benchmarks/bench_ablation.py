@@ -36,16 +36,18 @@ from sk_asd.datasets import list_machine_types, load_dcase, make_machine_sounds
 from sk_asd.estimator.baseline import LogMelIsolationForest
 from sk_asd.estimator.detector import SCORING_BACKENDS
 from sk_asd.metrics import auc_pauc
+from sk_asd.nn.losses import LOSSES
 
+#: Detector settings compared: each loss of sk_asd.nn.losses, and Wilkinghoff's
+#: options, keys of loss_params (sk_asd.estimator.loss_params.LOSS_PARAMS).
 VARIANTS = {
-    "softmax": dict(loss="softmax"),
-    "arcface": dict(loss="arcface"),
-    "arcmix": dict(loss="arcmix"),
-    "noisy_arcmix": dict(loss="noisy_arcmix"),
-    "subcluster_adacos": dict(loss="subcluster_adacos"),
-    "noisy_arcmix, fixed centres": dict(loss="noisy_arcmix", trainable_centres=False),
+    **{name: dict(loss=name) for name in LOSSES},
+    "noisy_arcmix, fixed centres": dict(
+        loss="noisy_arcmix", loss_params={"trainable_centres": False}
+    ),
     "adacos, fixed centres, bias-free": dict(
-        loss="subcluster_adacos", trainable_centres=False, bias_free=True
+        loss="subcluster_adacos",
+        loss_params={"trainable_centres": False, "bias_free": True},
     ),
 }
 DEFAULT_DCASE = Path(__file__).resolve().parents[2] / "shared/data/dcase2020-mini"

@@ -162,10 +162,12 @@ class Reference:
     def __init__(self, batch_size: int, n_clips: int, n_score: int) -> None:
         import torch
 
+        from sk_asd.estimator.loss_params import LOSS_PARAMS
         from sk_asd.nn.losses import MarginLoss
         from sk_asd.nn.network import TASTgramMFN
 
         self.torch = torch
+        self.mixup_alpha = LOSS_PARAMS["mixup_alpha"]  # the detector's default
         self.batch_size = batch_size
         waves, labels = make_data(max(n_clips, n_score))
         self.waves = torch.from_numpy(waves)
@@ -199,7 +201,8 @@ class Reference:
         torch = self.torch
         self.model.train()
         y = self.labels[index]
-        lam = float(torch.distributions.Beta(0.5, 0.5).sample())
+        alpha = self.mixup_alpha
+        lam = float(torch.distributions.Beta(alpha, alpha).sample())
         perm = torch.randperm(len(index))
         emb = self.model(self.waves[index], mixup=(perm, lam), logmel=self.mels[index])
         loss = self.criterion(emb, y, y[perm], lam)
@@ -265,6 +268,7 @@ class Package:
         import torch
         from skorch.callbacks import LRScheduler
 
+        from sk_asd.estimator.loss_params import net_params, resolve_loss_params
         from sk_asd.estimator.net import ASDNet
         from sk_asd.nn.losses import MarginLoss
         from sk_asd.nn.network import TASTgramMFN
@@ -296,7 +300,9 @@ class Package:
                     ),
                 )
             ],
-            mixup_alpha=0.5,
+            # The default criterion options (margin, scale, mixup_alpha, ...),
+            # routed as the detector routes them.
+            **net_params(resolve_loss_params(None)),
             device="cpu",
             verbose=0,
             n_threads=self.n_threads,
@@ -367,7 +373,7 @@ class Package:
                 # As ASDNet.initialize_module does; the compiled code of the
                 # warm-up is reused (parameters are graph inputs).
                 model.backbone.compile()
-            criterion = MarginLoss(N_CLASSES)
+            criterion = MarginLoss(**shell.get_params_for("criterion"))
             optimizer = torch.optim.AdamW(
                 [*model.parameters(), *criterion.parameters()],
                 lr=LR,
@@ -389,7 +395,8 @@ class Package:
                 if len(index) < 2:
                     continue
                 y = labels[index]
-                lam = float(torch.distributions.Beta(0.5, 0.5).sample())
+                alpha = shell.mixup_alpha
+                lam = float(torch.distributions.Beta(alpha, alpha).sample())
                 perm = torch.randperm(len(index))
                 with shell.autocast():
                     emb = model(

@@ -19,7 +19,10 @@ Both receive the labels, ``is_anomaly``, through scikit-learn's metadata
 routing, which has to be switched on. ``y`` is the machine IDs, as in
 ``AnomalousSoundDetector.fit``.
 
-Here ``margin`` (the ArcFace angular margin) and ``mixup_alpha`` are tuned.
+Here two options of the training criterion are tuned, ``margin`` (the
+ArcFace angular margin) and ``mixup_alpha``: both are keys of the detector's
+``loss_params`` dict, so the grid lists whole dicts (keys left out keep
+their defaults).
 The full run trains 12 detectors for the search, about three minutes on
 one CPU core (mean AUC about 0.7 on these synthetic machines); run
 ``python tune_with_labelled_clips.py --quick`` (or set
@@ -64,7 +67,13 @@ detector = AnomalousSoundDetector(
 )
 search = GridSearchCV(
     detector,
-    {"margin": [0.3, 0.7], "mixup_alpha": [0.0, 0.5]},
+    {
+        "loss_params": [
+            {"margin": margin, "mixup_alpha": alpha}
+            for margin in (0.3, 0.7)
+            for alpha in (0.0, 0.5)
+        ]
+    },
     scoring=anomaly_auc_scorer(),  # mean per-machine AUC, anomalies positive
     cv=NormalOnlyTrainSplit(n_splits=2 if QUICK else 3, shuffle=True, random_state=0),
     refit=False,  # a refit here would train on the anomalous clips too
@@ -76,7 +85,7 @@ search.fit(X, machine_ids, is_anomaly=is_anomaly)  # y = machine IDs
 results = search.cv_results_
 print("rank  margin  mixup_alpha  mean AUC  std AUC")
 for i in np.argsort(results["rank_test_score"], kind="stable"):
-    params = results["params"][i]
+    params = results["params"][i]["loss_params"]
     print(
         f"{results['rank_test_score'][i]:>4}  {params['margin']:>6}  "
         f"{params['mixup_alpha']:>11}  {results['mean_test_score'][i]:>8.3f}  "

@@ -19,7 +19,7 @@ to ``fit`` of the search by name::
     sklearn.set_config(enable_metadata_routing=True)
     search = GridSearchCV(
         AnomalousSoundDetector(),
-        {"margin": [0.3, 0.7]},
+        {"loss_params": [{"margin": 0.3}, {"margin": 0.7}]},
         scoring=anomaly_auc_scorer(),
         cv=NormalOnlyTrainSplit(5, shuffle=True, random_state=0),
         refit=False,

@@ -34,7 +34,13 @@ def _search() -> GridSearchCV:
     # scores 0.022-0.050, the best one ahead of the next by 0.025).
     return GridSearchCV(
         AnomalousSoundDetector(**{**FAST, "lr": 1e-2, "n_threads": N_THREADS}),
-        {"margin": [0.1, 0.7], "mixup_alpha": [0.0, 0.5]},
+        {
+            "loss_params": [
+                {"margin": margin, "mixup_alpha": alpha}
+                for margin in (0.1, 0.7)
+                for alpha in (0.0, 0.5)
+            ]
+        },
         # Stratified folds: every validated machine ID is known from training
         # (plain cv=2 would train on machine "a" only and validate on "b").
         cv=StratifiedKFold(2),

@@ -100,7 +100,9 @@ def test_cross_validation_with_plain_kfold_gives_a_number(data):
     with pytest.warns(UserWarning, match="not seen in fit.*StratifiedKFold"):
         scores = cross_val_score(det, X, ids, cv=KFold(2), error_score="raise")
     assert scores.shape == (2,) and np.isfinite(scores).all()
-    search = GridSearchCV(det, {"margin": [0.5]}, cv=KFold(2), error_score="raise")
+    search = GridSearchCV(
+        det, {"loss_params": [{"margin": 0.5}]}, cv=KFold(2), error_score="raise"
+    )
     with pytest.warns(UserWarning, match="not seen in fit"):
         search.fit(X, ids)
     assert np.isfinite(search.best_score_)
@@ -255,9 +257,71 @@ def test_one_clip_is_not_enough():
 def test_invalid_parameters_are_rejected(data):
     X, ids = data
     with pytest.raises(InvalidParameterError, match="margin"):
-        AnomalousSoundDetector(margin=-0.1).fit(X, ids)
+        AnomalousSoundDetector(loss_params={"margin": -0.1}).fit(X, ids)
     with pytest.raises(InvalidParameterError, match="loss"):
         AnomalousSoundDetector(loss="triplet").fit(X, ids)
+
+
+@pytest.mark.parametrize(
+    "loss_params, message",
+    [
+        ({"margin": -0.1}, r"loss_params\['margin'\] must be a float in the range"),
+        ({"margin": 2.0}, r"loss_params\['margin'\].*got 2.0"),
+        ({"margin": "wide"}, r"loss_params\['margin'\]"),
+        ({"scale": 0}, r"loss_params\['scale'\]"),
+        ({"mixup_alpha": -1}, r"loss_params\['mixup_alpha'\]"),
+        ({"trainable_centres": 1}, r"loss_params\['trainable_centres'\].*bool"),
+        ({"n_subclusters": 0}, r"loss_params\['n_subclusters'\]"),
+        ({"n_subclusters": 2.0}, r"loss_params\['n_subclusters'\].*int"),
+        ({"bias_free": "yes"}, r"loss_params\['bias_free'\]"),
+        ({"margn": 0.5}, r"unknown key 'margn'.*'margin', 'scale'"),
+    ],
+)
+def test_bad_loss_params_fail_before_training_naming_the_key(
+    data, loss_params, message, monkeypatch
+):
+    X, ids = data
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the network was built before loss_params was checked")
+
+    monkeypatch.setattr(AnomalousSoundDetector, "_build_net", no_training)
+    monkeypatch.setattr(AnomalousSoundDetector, "_resolve_recipe", no_training)
+    det = AnomalousSoundDetector(**FAST, loss_params=loss_params)
+    with pytest.raises(InvalidParameterError, match=message):
+        det.fit(X, ids)
+    assert not hasattr(det, "loss_params_")
+    # Not a dict at all: the constructor parameter's own check.
+    with pytest.raises(InvalidParameterError, match="loss_params"):
+        AnomalousSoundDetector(loss_params=[("margin", 0.5)]).fit(X, ids)
+
+
+def test_loss_params_resolve_with_defaults_and_reach_the_network(data):
+    import torch
+
+    from sk_asd.estimator.loss_params import LOSS_PARAMS
+
+    X, ids = data
+    assert AnomalousSoundDetector().loss_params is None
+    given = {"margin": 0.5, "mixup_alpha": 0.0, "bias_free": True}
+    det = AnomalousSoundDetector(**{**FAST, "max_epochs": 1}, loss_params=given)
+    det.fit(X, ids)
+    assert given == {"margin": 0.5, "mixup_alpha": 0.0, "bias_free": True}
+    assert det.get_params()["loss_params"] is given  # not copied, not mutated
+    assert det.loss_params_ == {**LOSS_PARAMS, **given}
+    criterion = det.net_.criterion_
+    assert (criterion.margin, criterion.scale) == (0.5, LOSS_PARAMS["scale"])
+    assert det.net_.mixup_alpha == 0.0
+    assert det.net_.get_params()["module__bias_free"] is True
+    norms = [
+        m for m in det.net_.module_.modules() if isinstance(m, torch.nn.BatchNorm2d)
+    ]
+    assert norms and not any(m.bias.requires_grad for m in norms)
+    # clone copies the dict: changing the clone's leaves the original alone.
+    twin = clone(det)
+    assert twin.loss_params == given and twin.loss_params is not given
+    twin.loss_params["margin"] = 0.1
+    assert given["margin"] == 0.5
 
 
 def test_cuda_request_without_gpu_is_explained(data):
@@ -313,7 +377,7 @@ def test_score_is_the_held_out_angular_margin(fitted, data):
     value = fitted.score(X, ids)
     assert -2.0 <= value <= 2.0
     # It does not depend on the margin used at scoring time.
-    other = clone(fitted).set_params(margin=0.1)
+    other = clone(fitted).set_params(loss_params={"margin": 0.1})
     other.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
     assert other.score(X, ids) == pytest.approx(value)
 
@@ -333,9 +397,9 @@ def test_pipeline_with_routed_machine_ids(data):
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
-def test_grid_search_over_margin_and_mixup(data, n_jobs):
+def test_grid_search_over_loss_params(data, n_jobs):
     X, ids = data
-    grid = {"margin": [0.3, 0.7], "mixup_alpha": [0.0, 0.5]}
+    grid = {"loss_params": [{"margin": 0.5}, {"margin": 0.7}]}
     # Stratified folds: every validation machine ID is also in the training fold.
     search = GridSearchCV(
         AnomalousSoundDetector(**{**FAST, "max_epochs": 1}),
@@ -344,13 +408,15 @@ def test_grid_search_over_margin_and_mixup(data, n_jobs):
         n_jobs=n_jobs,
     )
     search.fit(X, ids)
-    assert search.best_params_["margin"] in grid["margin"]
+    assert search.best_params_["loss_params"] in grid["loss_params"]
+    assert search.best_estimator_.loss_params_["margin"] in (0.5, 0.7)
+    assert grid == {"loss_params": [{"margin": 0.5}, {"margin": 0.7}]}
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
-    test_grid_search_over_margin_and_mixup.results = getattr(
-        test_grid_search_over_margin_and_mixup, "results", []
+    test_grid_search_over_loss_params.results = getattr(
+        test_grid_search_over_loss_params, "results", []
     ) + [search.cv_results_["mean_test_score"]]
-    if len(test_grid_search_over_margin_and_mixup.results) == 2:
-        first, second = test_grid_search_over_margin_and_mixup.results
+    if len(test_grid_search_over_loss_params.results) == 2:
+        first, second = test_grid_search_over_loss_params.results
         np.testing.assert_allclose(first, second, rtol=1e-5)
 
 

@@ -154,7 +154,7 @@ def test_attributes_route_through_pipeline_and_grid_search(shifted):
         assert pipe[-1].class_machine_.size > 2
         search = GridSearchCV(
             det,
-            {"margin": [0.5, 0.7]},
+            {"loss_params": [{"margin": 0.5}, {"margin": 0.7}]},
             cv=StratifiedKFold(2, shuffle=True, random_state=0),
         )
         search.fit(d.X_train, d.machine_ids_train, attributes=d.attributes_train)

@@ -424,6 +424,6 @@ def test_a_bad_file_keeps_its_error_type_across_loader_workers(tmp_path):
     # A sound header (passes the up-front check) over NaN samples.
     nan_file = tmp_path / "nan.wav"
     sf.write(nan_file, np.full(4000, np.nan), SR, subtype="FLOAT")
-    det = AnomalousSoundDetector(**{**TINY, "n_loader_workers": 1})
+    det = AnomalousSoundDetector(**{**TINY, "speed": {"loader_workers": 1}})
     with pytest.raises(AudioLoadError, match="nan.wav"):
         det.fit([*good, nan_file])

@@ -215,3 +215,25 @@ def test_centres_are_one_row_per_class_with_sub_clusters():
     assert centres.shape == (2, 2)
     mean_0 = [(math.cos(0) + math.cos(SUB_ANGLES[1])) / 2, math.sin(SUB_ANGLES[1]) / 2]
     torch.testing.assert_close(centres[0], torch.tensor(mean_0), rtol=1e-6, atol=1e-6)
+
+
+def test_the_detectors_loss_params_defaults_are_the_criterions():
+    # The detector's table (sk_asd.estimator.loss_params) and the defaults of
+    # the classes it routes the options to must not drift apart.
+    import inspect
+
+    from sk_asd.estimator.loss_params import LOSS_PARAMS, net_params
+    from sk_asd.estimator.net import ASDNet
+    from sk_asd.nn.network import TASTgramMFN
+
+    targets = {
+        "criterion": inspect.signature(MarginLoss).parameters,
+        "module": inspect.signature(TASTgramMFN).parameters,
+        "net": inspect.signature(ASDNet).parameters,
+    }
+    routed = net_params(LOSS_PARAMS)
+    assert len(routed) == len(LOSS_PARAMS)
+    for key, value in routed.items():
+        prefix, _, name = key.rpartition("__")
+        assert targets[prefix or "net"][name].default == value, key
+        assert LOSS_PARAMS[name] == value

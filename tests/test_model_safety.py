@@ -18,6 +18,7 @@ import torch
 
 from sk_asd import AnomalousSoundDetector
 from sk_asd.cli.main import main
+from sk_asd.estimator.loss_params import LOSS_PARAMS
 from sk_asd.io import ModelLoadError, ModelVersionWarning, load_model, save_model
 from sk_asd.io.archive import read_archive, write_archive
 from tests.conftest import FAST, tiny_clips
@@ -141,6 +142,27 @@ def test_object_array_member_is_not_unpickled(fitted, tmp_path):
             ),
             "n_mels",
         ),
+        (
+            lambda d, a: d["estimator"]["params"].update(
+                loss_params={
+                    "kind": "mapping",
+                    "items": {"margin": {"kind": "json", "value": 9.0}},
+                }
+            ),
+            r"loss_params\['margin'\]",
+        ),
+        (
+            lambda d, a: d["estimator"]["attributes"]["loss_params_"]["items"].update(
+                scale={"kind": "json", "value": -1.0}
+            ),
+            "loss_params_ must give a valid value",
+        ),
+        (
+            lambda d, a: d["estimator"]["attributes"]["speed_"]["items"].update(
+                loader_workers={"kind": "json", "value": -3}
+            ),
+            r"speed_\['loader_workers'\]",
+        ),
         (lambda d, a: d["estimator"].update(**{"class": "os.system"}), "unknown"),
         (lambda d, a: d["estimator"].pop("net"), "incomplete"),
     ],
@@ -171,7 +193,10 @@ def test_weights_that_do_not_fit_the_network_are_refused(fitted, tmp_path):
         {},
         {"crop_seconds": 0.15},
         {"machines": ("only",)},
-        {"loss": "subcluster_adacos", "n_subclusters": 2, "bias_free": True},
+        {
+            "loss": "subcluster_adacos",
+            "loss_params": {"n_subclusters": 2, "bias_free": True},
+        },
     ],
     ids=["two-machines", "crops", "one-machine", "adacos"],
 )
@@ -193,6 +218,125 @@ def test_round_trip_scores_identically_for_every_backend(tmp_path, setting):
         np.testing.assert_array_equal(loaded.score_samples(X), det.score_samples(X))
         np.testing.assert_array_equal(loaded.predict(X, ids), det.predict(X, ids))
     np.testing.assert_array_equal(loaded.transform(X), det.transform(X))
+
+
+# ------------------------------------------------ older parameter layouts
+#: The criterion options that were constructor parameters of their own
+#: before loss_params, as a model file of that release stored them.
+OLD_LOSS_LAYOUT = {
+    "margin": 0.5,
+    "scale": 30.0,
+    "mixup_alpha": 0.5,
+    "trainable_centres": False,
+    "n_subclusters": 16,
+    "bias_free": False,
+}
+
+
+@pytest.fixture(scope="module")
+def fitted_custom_loss(data):
+    X, ids = data
+    options = {"margin": 0.5, "trainable_centres": False}
+    return AnomalousSoundDetector(**TINY, loss_params=options).fit(X, ids)
+
+
+def _old_layout(n_loader_workers: int, loss_layout: dict):
+    """A document edit: today's file as the release before loss_params wrote it."""
+
+    def edit(document, arrays):
+        params = document["estimator"]["params"]
+        attributes = document["estimator"]["attributes"]
+        params.pop("loss_params")
+        params.update(
+            {k: {"kind": "json", "value": v} for k, v in loss_layout.items()}
+        )
+        params["n_loader_workers"] = {"kind": "json", "value": n_loader_workers}
+        attributes.pop("loss_params_")
+        attributes["speed_"]["items"].pop("loader_workers")
+
+    return edit
+
+
+def test_files_in_the_old_parameter_layout_load_and_score_identically(
+    fitted_custom_loss, data, tmp_path
+):
+    X, ids = data
+    det = fitted_custom_loss
+    model = _rewrite(
+        save_model(det, tmp_path / "old.skasd"), _old_layout(0, OLD_LOSS_LAYOUT)
+    )
+    loaded = load_model(model)
+    # Only the options that differ from the defaults are kept.
+    assert loaded.loss_params == {"margin": 0.5, "trainable_centres": False}
+    assert loaded.loss_params_ == det.loss_params_
+    assert loaded.speed == "auto" and loaded.speed_ == det.speed_
+    assert loaded.get_params() == det.get_params()
+    assert loaded.net_.criterion_.margin == 0.5
+    for backend in ("nll", "cosine", "kmeans", "fusion"):
+        det.set_params(scoring=backend)
+        loaded.set_params(scoring=backend)
+        np.testing.assert_array_equal(
+            loaded.score_samples(X, ids), det.score_samples(X, ids), err_msg=backend
+        )
+    det.set_params(scoring="auto")
+    loaded.set_params(scoring="auto")
+    # Saved again, it is a file of today's layout.
+    again = load_model(save_model(loaded, tmp_path / "new.skasd"))
+    assert again.get_params() == det.get_params()
+
+
+def test_old_n_loader_workers_loads_as_a_speed_option(fitted, tmp_path):
+    model = _rewrite(
+        save_model(fitted, tmp_path / "old.skasd"), _old_layout(2, LOSS_PARAMS)
+    )
+    loaded = load_model(model)
+    assert loaded.speed == {"level": "auto", "loader_workers": 2}
+    assert loaded.speed_ == {**fitted.speed_, "loader_workers": 2}
+    assert loaded.net_.iterator_valid__num_workers == 2
+    # All criterion options at their defaults: loss_params=None.
+    assert loaded.loss_params is None and loaded.loss_params_ == LOSS_PARAMS
+    # Both the old and the new name: refused, not guessed.
+    model = _rewrite(
+        model,
+        lambda d, a: d["estimator"]["params"].update(
+            loss_params={"kind": "json", "value": None}
+        ),
+    )
+    with pytest.raises(ModelLoadError, match="both 'loss_params'"):
+        load_model(model)
+
+
+def test_the_oldest_layout_maps_switches_and_loader_workers_onto_speed():
+    from sk_asd.estimator.legacy import upgrade_params
+
+    old = {"channels_last": True, "precision": "float32", "n_loader_workers": 2}
+    assert upgrade_params({**old, "margin": 0.7, "bias_free": True}) == {
+        "speed": {"level": "reference", "channels_last": True, "loader_workers": 2},
+        "loss_params": {"bias_free": True},
+    }
+    # A level and no workers: speed unchanged; today's layout passes through.
+    assert upgrade_params({"speed": "fastest", "n_loader_workers": 0}) == {
+        "speed": "fastest"
+    }
+    today = {"speed": {"loader_workers": 1}, "loss_params": None}
+    assert upgrade_params(today) == today
+
+
+def test_pickles_in_the_old_parameter_layout_load(fitted_custom_loss, data):
+    X, ids = data
+    det = fitted_custom_loss
+    old = pickle.loads(pickle.dumps(det))
+    state = vars(old)
+    del state["loss_params"], state["loss_params_"]
+    state.update(OLD_LOSS_LAYOUT, n_loader_workers=0)
+    state["speed_"] = {k: v for k, v in det.speed_.items() if k != "loader_workers"}
+    loaded = pickle.loads(pickle.dumps(old))
+    assert not hasattr(loaded, "margin") and not hasattr(loaded, "n_loader_workers")
+    assert loaded.get_params() == det.get_params()
+    assert loaded.loss_params_ == det.loss_params_ and loaded.speed_ == det.speed_
+    np.testing.assert_array_equal(
+        loaded.score_samples(X, ids), det.score_samples(X, ids)
+    )
 
 
 def test_loading_leaves_the_torch_random_stream_alone(fitted, tmp_path):

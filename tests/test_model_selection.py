@@ -347,7 +347,7 @@ def test_search_without_labels_says_to_pass_them(routing):
 
 def test_grid_search_picks_margin_by_auc_on_labelled_clips(routing, sounds):
     _, X, ids, labels = sounds
-    grid = {"margin": [0.1, 0.7]}
+    grid = {"loss_params": [{"margin": 0.1}, {"margin": 0.7}]}
     scorer = anomaly_auc_scorer()
     cv = NormalOnlyTrainSplit(2, shuffle=True, random_state=0)
     search = GridSearchCV(
@@ -361,8 +361,8 @@ def test_grid_search_picks_margin_by_auc_on_labelled_clips(routing, sounds):
     # fold's normal clips and scored on its labelled clips.
     for k, (train, test) in enumerate(cv.split(X, ids, is_anomaly=labels)):
         assert np.all(labels[train] == 0)
-        for i, margin in enumerate(grid["margin"]):
-            det = AnomalousSoundDetector(**FAST, margin=margin).fit(
+        for i, loss_params in enumerate(grid["loss_params"]):
+            det = AnomalousSoundDetector(**FAST, loss_params=loss_params).fit(
                 X[train], ids[train]
             )
             expected = scorer(det, X[test], ids[test], is_anomaly=labels[test])
@@ -396,4 +396,4 @@ def test_example_runs_in_quick_mode():
         "AUC",
     ]
     assert len(lines) == 1 + 4 + 1  # header, four settings, best params
-    assert lines[-1].startswith("best params: {'margin': ")
+    assert lines[-1].startswith("best params: {'loss_params': {'margin': ")

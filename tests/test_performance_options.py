@@ -637,7 +637,7 @@ def test_stft_precision_reaches_the_log_mel_and_keeps_the_scores():
 def test_cuda_nets_pin_batches_and_copy_them_without_blocking():
     from sk_asd import AnomalousSoundDetector
 
-    det = AnomalousSoundDetector(n_loader_workers=2)
+    det = AnomalousSoundDetector(speed={"loader_workers": 2})
     cuda = det._loader_params("cuda")
     assert cuda["iterator_train__pin_memory"] and cuda["iterator_valid__pin_memory"]
     assert cuda["iterator_train__num_workers"] == 2

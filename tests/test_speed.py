@@ -81,7 +81,19 @@ def test_net_options_route_every_option_to_the_net():
     options = net_options(resolve_speed("fastest", "cpu"))
     assert options["module__channels_last"] and options["compile_backbone"]
     assert net_options(resolve_speed("reference", "cpu"))["amp_dtype"] is None
-    assert len(options) == len(SPEEDS["reference"])
+    # Every option but the DataLoaders' workers, which the detector routes.
+    assert len(options) == len(SPEEDS["reference"]) - 1
+    assert not any("worker" in name for name in options)
+
+
+def test_loader_workers_is_a_count_of_every_level():
+    assert all(options["loader_workers"] == 0 for options in SPEEDS.values())
+    resolved = resolve_speed({"loader_workers": 2}, "cpu")
+    assert resolved["loader_workers"] == 2 and resolved["channels_last"] is True
+    assert resolve_speed({"loader_workers": np.int64(1)}, "cpu")["loader_workers"] == 1
+    for bad in (-1, 1.5, True, "2", None):
+        with pytest.raises(ValueError, match=r"loader_workers.*int >= 0"):
+            resolve_speed({"loader_workers": bad}, "cpu")
 
 
 def test_detector_records_the_resolved_speed_and_builds_the_net_from_it():
@@ -102,7 +114,9 @@ def test_models_written_with_the_old_engine_switches_load_as_speed(tmp_path):
     document, arrays, state_dicts = encode_detector(det)
     # What a file of the previous release held: the switches, no speed.
     old = {
-        name: {"kind": "json", "value": v} for name, v in SPEEDS["reference"].items()
+        name: {"kind": "json", "value": v}
+        for name, v in SPEEDS["reference"].items()
+        if name != "loader_workers"  # never a constructor parameter
     }
     old["channels_last"] = {"kind": "json", "value": True}
     document["params"].pop("speed")

@@ -132,8 +132,10 @@ def test_multichannel_and_other_rates_score_without_manual_conversion(files, tmp
 def test_loader_workers_read_files_in_parallel_with_the_same_results(files):
     paths, _, ids = files
     serial = AnomalousSoundDetector(**FAST).fit(paths, ids)
-    parallel = AnomalousSoundDetector(**FAST, n_loader_workers=2).fit(paths, ids)
+    parallel = AnomalousSoundDetector(**FAST, speed={"loader_workers": 2})
+    parallel.fit(paths, ids)
     assert parallel.net_.iterator_train__num_workers == 2
+    assert parallel.speed_["loader_workers"] == 2
     np.testing.assert_allclose(
         parallel.score_samples(paths, ids), serial.score_samples(paths, ids), rtol=1e-6
     )

@@ -40,6 +40,9 @@ from sk_asd.estimator.guards import (
     forget_fitted_state,
     labels_from_decision,
 )
+from sk_asd.estimator.legacy import upgrade_state
+from sk_asd.estimator.loss_params import net_params as loss_net_params
+from sk_asd.estimator.loss_params import resolve_loss_params
 from sk_asd.estimator.net import ASDNet, RestoreBestWeights
 from sk_asd.estimator.presets import RECIPES, SINGLE_MACHINE_SPEEDS, auto_epochs
 from sk_asd.estimator.progress import EpochProgress
@@ -106,6 +109,13 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
     loss; a clip that the network cannot place near its own machine's class
     centre is anomalous.  Training runs through skorch (fitted as ``net_``).
 
+    The parameters that matter to most users are ``recipe`` (what is trained),
+    ``scoring`` (how clips are scored), ``speed``, ``device`` and
+    ``n_threads`` (how fast, on what), ``contamination`` (where the
+    threshold of ``predict`` lies) and ``random_state``.  The others,
+    ``loss_params`` above all, are for research and ablations; their
+    defaults are the measured or published ones.
+
     Parameters
     ----------
     recipe : {"auto", "paper"}, default="auto"
@@ -124,27 +134,35 @@ class AnomalousSoundDetector(OutlierMixin, TransformerMixin, BaseEstimator):
             "subcluster_adacos"}, default="noisy_arcmix"
         Training criterion, see :mod:`sk_asd.nn.losses`.  The first four are
         the ablations of Choi & Choi; ``"subcluster_adacos"`` is Wilkinghoff's
-        loss (``n_subclusters`` centres per machine, adaptive scale, no
-        margin; ``margin`` and ``scale`` are then unused).
-    margin : float, default=0.7
-        ArcFace angular margin ``m`` in radians.
-    scale : float, default=30.0
-        ArcFace logit scale ``s``.
-    mixup_alpha : float, default=0.5
-        Mixing weights ~ Beta(mixup_alpha, mixup_alpha) for the mixup losses;
-        0 disables mixup.
-    trainable_centres : bool, default=True
-        Learn the class centres (ArcFace) or keep them fixed at random unit
-        vectors (Wilkinghoff & Kurth).
-    n_subclusters : int, default=16
-        Centres per machine ID for ``loss="subcluster_adacos"``.
-    bias_free : bool, default=False
-        Train the network without learnable additive terms: every BatchNorm
-        shift is held at zero and the Tgram's normalisation has no shift
-        (convolutions are bias-free anyway).  Wilkinghoff & Kurth, following
-        Ruff et al.'s Deep SVDD, argue that bias terms let a network map
-        every input to the same point, the trivial solution of a
-        compactness loss.
+        loss (``loss_params["n_subclusters"]`` centres per machine, adaptive
+        scale, no margin; ``"margin"`` and ``"scale"`` are then unused).
+    loss_params : dict or None, default=None
+        Options of the training criterion
+        (:mod:`sk_asd.estimator.loss_params`), for research and ablations;
+        keys not given keep their defaults, and ``None`` keeps them all.
+        Resolved in ``fit`` into ``loss_params_``; an unknown key or a value
+        out of range raises there, before any training.  The keys:
+
+        - ``"margin"`` : float in [0, pi/2], default=0.7.  ArcFace angular
+          margin ``m`` in radians.
+        - ``"scale"`` : float > 0, default=30.0.  ArcFace logit scale ``s``.
+        - ``"mixup_alpha"`` : float >= 0, default=0.5.  Mixing weights ~
+          Beta(mixup_alpha, mixup_alpha) for the mixup losses; 0 disables
+          mixup.
+        - ``"trainable_centres"`` : bool, default=True.  Learn the class
+          centres (ArcFace) or keep them fixed at random unit vectors
+          (Wilkinghoff & Kurth).
+        - ``"n_subclusters"`` : int >= 1, default=16.  Centres per machine
+          ID for ``loss="subcluster_adacos"``.
+        - ``"bias_free"`` : bool, default=False.  Train the network without
+          learnable additive terms: every BatchNorm shift is held at zero
+          and the Tgram's normalisation has no shift (convolutions are
+          bias-free anyway).  Wilkinghoff & Kurth, following Ruff et al.'s
+          Deep SVDD, argue that bias terms let a network map every input to
+          the same point, the trivial solution of a compactness loss.
+
+        E.g. ``loss_params={"margin": 0.5}``; ``GridSearchCV(det,
+        {"loss_params": [{"margin": 0.5}, {"margin": 0.7}]})`` tunes it.
     sample_rate : int, default=16000
         Sample rate of the waveforms in ``X``.  Arrays carry no rate, so it
         is the caller's promise; :mod:`sk_asd.io` resamples files to it.
@@ -246,7 +264,14 @@ default="auto"
         A dict overrides single options of a level, e.g.
         ``{"level": "reference", "stft_precision": "float64"}`` (the level
         defaults to ``"auto"``); see :data:`~sk_asd.estimator.speed.SPEEDS`
-        for the options.  Measured speed-ups: ``docs/performance.rst``.
+        for the options.  One of them, ``"loader_workers"`` (default 0), is
+        the number of worker processes of the DataLoaders that feed training
+        and scoring: with audio file paths as ``X``, ``speed={
+        "loader_workers": 2}`` reads and decodes the next batches while the
+        network works on the current one; with arrays there is nothing to
+        overlap, so keep 0.  Each worker runs torch with one thread; leave
+        cores for the training threads (``n_threads``).  Results do not
+        depend on it.  Measured speed-ups: ``docs/performance.rst``.
     crop_seconds : float, None or "auto", default="auto"
         ``"auto"``: the recipe's (0.5 s, or whole clips for ``"paper"``).
         Train on one random crop of this length from every clip, redrawn at
@@ -257,13 +282,6 @@ default="auto"
         whole.  At least ``2048 / sample_rate`` (one STFT window; ``"auto"``
         stretches its 0.5 s to that).  ``None``: whole clips, as in the
         paper.
-    n_loader_workers : int, default=0
-        Worker processes of the DataLoaders that feed training and scoring.
-        With audio file paths as ``X``, they read and decode the next
-        batches while the network works on the current one; with arrays
-        there is nothing to overlap, so keep 0.  Each worker runs torch with
-        one thread; leave cores for the training threads (``n_threads``).
-        Results do not depend on it.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, batch order and mixup.  The same seed on
         the same device and thread count gives identical scores.
@@ -281,6 +299,10 @@ default="auto"
         (:func:`~sk_asd.estimator.speed.resolve_speed`): ``"level"``, and
         e.g. ``"precision": "bfloat16"`` where ``"auto"`` found native
         bfloat16 kernels; scoring runs with the same options.
+    loss_params_ : dict
+        ``loss_params`` with every key of
+        :data:`~sk_asd.estimator.loss_params.LOSS_PARAMS`, the defaults
+        filled in: the criterion options the network was trained with.
     offset_ : ndarray of shape (n_machine_ids,)
         Per-machine threshold on :meth:`score_samples` for the current
         ``scoring``; ``decision_function = score_samples - offset_[machine]``.
@@ -373,12 +395,8 @@ default="auto"
         "recipe": [StrOptions(set(RECIPES))],
         "frontend": [StrOptions(set(FRONTENDS))],
         "loss": [StrOptions(set(LOSSES))],
-        "margin": [Interval(Real, 0, math.pi / 2, closed="both")],
-        "scale": [Interval(Real, 0, None, closed="neither")],
-        "mixup_alpha": [Interval(Real, 0, None, closed="left")],
-        "trainable_centres": ["boolean"],
-        "n_subclusters": [Interval(Integral, 1, None, closed="left")],
-        "bias_free": ["boolean"],
+        # Its keys are checked in fit (sk_asd.estimator.loss_params).
+        "loss_params": [dict, None],
         "sample_rate": [Interval(Integral, 1, None, closed="left")],
         "n_mels": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
@@ -404,7 +422,6 @@ default="auto"
             StrOptions({"auto"}),
             Interval(Real, 0, None, closed="neither"),
         ],
-        "n_loader_workers": [Interval(Integral, 0, None, closed="left")],
         "channels": [
             StrOptions({"mean", "each"}),
             Interval(Integral, None, None, closed="neither"),
@@ -419,12 +436,7 @@ default="auto"
         recipe: str = "auto",
         frontend: str = "tastgram",
         loss: str = "noisy_arcmix",
-        margin: float = 0.7,
-        scale: float = 30.0,
-        mixup_alpha: float = 0.5,
-        trainable_centres: bool = True,
-        n_subclusters: int = 16,
-        bias_free: bool = False,
+        loss_params: dict[str, Any] | None = None,
         sample_rate: int = 16000,
         channels: str | int = "each",
         n_mels: int | str = "auto",
@@ -441,19 +453,13 @@ default="auto"
         n_threads: int | None = None,
         speed: str | dict[str, Any] = "auto",
         crop_seconds: float | str | None = "auto",
-        n_loader_workers: int = 0,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
         self.recipe = recipe
         self.frontend = frontend
         self.loss = loss
-        self.margin = margin
-        self.scale = scale
-        self.mixup_alpha = mixup_alpha
-        self.trainable_centres = trainable_centres
-        self.n_subclusters = n_subclusters
-        self.bias_free = bias_free
+        self.loss_params = loss_params
         self.sample_rate = sample_rate
         self.channels = channels
         self.n_mels = n_mels
@@ -470,7 +476,6 @@ default="auto"
         self.n_threads = n_threads
         self.speed = speed
         self.crop_seconds = crop_seconds
-        self.n_loader_workers = n_loader_workers
         self.random_state = random_state
         self.verbose = verbose
 
@@ -555,6 +560,8 @@ default="auto"
     def _fit(
         self, X: Any, y: Any, attributes: Any = None, domains: Any = None
     ) -> AnomalousSoundDetector:
+        # Before anything else: a bad key or value of loss_params fails at once.
+        self.loss_params_ = resolve_loss_params(self.loss_params)
         self._resolve_recipe()
         device = resolve_device(self.device)
         # Before any I/O: a bad speed dict fails at once.
@@ -699,15 +706,13 @@ default="auto"
             module__sample_rate=self.sample_rate,
             module__n_mels=self.n_mels_,
             module__embedding_dim=self.embedding_dim,
-            module__bias_free=self.bias_free,
             criterion=MarginLoss,
             criterion__n_classes=self.n_classes_,
             criterion__embedding_dim=self.embedding_dim,
             criterion__loss=self.loss,
-            criterion__margin=self.margin,
-            criterion__scale=self.scale,
-            criterion__trainable_centres=self.trainable_centres,
-            criterion__n_subclusters=self.n_subclusters,
+            # margin, scale, trainable_centres, n_subclusters, bias_free and
+            # mixup_alpha: the criterion options resolved in fit.
+            **loss_net_params(self._loss_options()),
             optimizer=torch.optim.AdamW,
             optimizer__weight_decay=self.weight_decay,
             lr=self.lr_,
@@ -718,7 +723,6 @@ default="auto"
             iterator_train__shuffle=True,
             train_split=train_split,
             callbacks=callbacks,
-            mixup_alpha=self.mixup_alpha,
             n_threads=self.n_threads,
             # The engine options of the level resolved in fit (speed_).
             **net_options(self._speed_options(device)),
@@ -739,6 +743,11 @@ default="auto"
         options = getattr(self, "speed_", None)
         return resolve_speed(self.speed, device) if options is None else options
 
+    def _loss_options(self) -> dict[str, Any]:
+        """The resolved criterion options: ``loss_params_`` once fitted."""
+        options = getattr(self, "loss_params_", None)
+        return resolve_loss_params(self.loss_params) if options is None else options
+
     def _rebuild_net(self, device: str) -> ASDNet:
         """An initialised net of the fitted architecture, weights not loaded.
 
@@ -757,13 +766,16 @@ default="auto"
             # asynchronously (ASDNet copies with non_blocking=True).
             params["iterator_train__pin_memory"] = True
             params["iterator_valid__pin_memory"] = True
-        if self.n_loader_workers == 0:
+        # speed's "loader_workers" (older files and pickles get it added to
+        # speed_ when loaded, see sk_asd.estimator.legacy).
+        workers = self._speed_options(device)["loader_workers"]
+        if workers == 0:
             return params
         for loader in ("iterator_train", "iterator_valid"):
             # Not persistent: persistent workers skip the seed draw that
             # every new iterator makes from torch's generator, which would
             # make the training randomness depend on this setting.
-            params[f"{loader}__num_workers"] = self.n_loader_workers
+            params[f"{loader}__num_workers"] = workers
         return params
 
     def _crop_samples(self) -> int | None:
@@ -1380,10 +1392,11 @@ default="auto"
         clips this measures what Wilkinghoff & Kurth show the margin loss
         optimises: normal sounds of a machine lying compactly around their
         own centre, well apart from the other machines.  Unlike the mean of
-        :meth:`score_samples`, it does not depend on ``margin`` or ``scale``,
-        so ``GridSearchCV(det, grid, cv=StratifiedKFold(5)).fit(X_normal,
-        machine_ids)`` can compare settings with normal clips alone (stratify
-        the folds by machine ID, so that every validation machine is known).
+        :meth:`score_samples`, it does not depend on the ``"margin"`` or
+        ``"scale"`` of ``loss_params``, so ``GridSearchCV(det, grid,
+        cv=StratifiedKFold(5)).fit(X_normal, machine_ids)`` can compare
+        settings with normal clips alone (stratify the folds by machine ID,
+        so that every validation machine is known).
         With labelled anomalies, prefer a scorer that uses the AUC (see
         :mod:`sk_asd.metrics`).
 
@@ -1434,6 +1447,12 @@ default="auto"
         same = np.zeros_like(cosine, dtype=bool)
         same[:, :n_base] = self.class_machine_[None, :] == codes[:, None]
         return float(np.mean(own - np.where(same, -np.inf, cosine).max(axis=1)))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickle, mapping parameters of older versions onto
+        today's (:mod:`sk_asd.estimator.legacy`): ``margin`` ... ``bias_free``
+        into ``loss_params``, ``n_loader_workers`` into ``speed``."""
+        super().__setstate__(upgrade_state(state))
 
     def __sklearn_tags__(self):  # noqa: D105
         tags = super().__sklearn_tags__()

@@ -31,7 +31,8 @@ import torch
 from skorch.history import History
 
 from sk_asd.estimator.detector import AnomalousSoundDetector
-from sk_asd.estimator.speed import SPEEDS
+from sk_asd.estimator.legacy import upgrade_fitted, upgrade_params
+from sk_asd.estimator.loss_params import LOSS_PARAMS, resolve_loss_params
 from sk_asd.io.model import ModelCodec, register_model_codec
 
 __all__ = ["CODEC", "decode_detector", "describe_detector", "encode_detector"]
@@ -307,24 +308,31 @@ def decode_detector(
     ):
         raise ValueError("the detector record is incomplete")
     known = AnomalousSoundDetector().get_params(deep=False)
-    params_spec = _map_engine_switches(params_spec, arrays)
-    unknown = sorted(set(params_spec) - set(known))
+    params = {name: _decode(spec, arrays) for name, spec in params_spec.items()}
+    # Files of older versions: their parameters in today's layout
+    # (sk_asd.estimator.legacy; e.g. margin into loss_params).
+    params = upgrade_params(params)
+    unknown = sorted(set(params) - set(known))
     if unknown:
         raise ValueError(
             f"it sets parameters this sk_asd does not have ({unknown}); it was "
             "probably written by a newer sk_asd"
         )
-    params = {name: _decode(spec, arrays) for name, spec in params_spec.items()}
     detector = AnomalousSoundDetector(**params)
     # Values from a file go through the same checks as a user's; the net is
     # built only from valid parameters.
     detector._validate_params()
+    resolve_loss_params(detector.loss_params)  # its keys, as fit checks them
     for name, spec in attrs_spec.items():
         if not _ATTRIBUTE_NAME.match(name) or name == "net_" or name in known:
             raise ValueError(f"it sets an attribute named {name!r}, which is refused")
         if hasattr(type(detector), name):  # a method or property, e.g. offset_
             raise ValueError(f"it sets {name!r}, which is not a fitted attribute")
         setattr(detector, name, _decode(spec, arrays))
+    # Fitted attributes of older versions, in today's layout (loss_params_,
+    # speed_'s loader_workers).
+    for name, value in upgrade_fitted(vars(detector)).items():
+        setattr(detector, name, value)
     _check_fitted_state(detector)
     device = _load_device(str(net_doc.get("device", "cpu")))
     # Building the net initialises random weights; that must not move the
@@ -358,37 +366,6 @@ def decode_detector(
     return detector
 
 
-def _map_engine_switches(
-    params_spec: dict[str, Any], arrays: dict[str, np.ndarray]
-) -> dict[str, Any]:
-    """Parameters of a file written before ``speed``: its switches as ``speed``.
-
-    Up to sk_asd 0.x the engine options were constructor parameters of their
-    own (``precision``, ``channels_last``, ..., ``int8_scoring``); they are
-    the options of :data:`~sk_asd.estimator.speed.SPEEDS` under the same
-    names, so they map exactly: all at their old defaults is
-    ``speed="reference"`` (which those files scored with), anything else a
-    dict over ``"reference"``.
-    """
-    old = [name for name in SPEEDS["reference"] if name in params_spec]
-    if not old:
-        return params_spec
-    if "speed" in params_spec:
-        raise ValueError(
-            f"it sets both 'speed' and the engine switches {old} it replaced"
-        )
-    params_spec = dict(params_spec)
-    switches = {name: _decode(params_spec.pop(name), arrays) for name in old}
-    changed = {
-        name: value
-        for name, value in switches.items()
-        if value != SPEEDS["reference"][name]
-    }
-    speed: Any = {"level": "reference", **changed} if changed else "reference"
-    params_spec["speed"] = _Encoder().value("param.speed", speed)
-    return params_spec
-
-
 def _check_fitted_state(detector: AnomalousSoundDetector) -> None:
     """The fitted attributes scoring relies on have the right types and shapes.
 
@@ -416,6 +393,23 @@ def _check_fitted_state(detector: AnomalousSoundDetector) -> None:
             f"{name} must be a positive int",
         )
     need(detector.n_classes_ >= n_ids, "n_classes_ is smaller than the machine IDs")
+    loss_params_ = getattr(detector, "loss_params_", None)
+    try:
+        valid = resolve_loss_params(loss_params_) == loss_params_
+    except ValueError:
+        valid = False
+    need(
+        isinstance(loss_params_, dict) and valid,
+        f"loss_params_ must give a valid value to each of {list(LOSS_PARAMS)}",
+    )
+    speed_ = getattr(detector, "speed_", None)
+    workers = speed_.get("loader_workers") if isinstance(speed_, dict) else 0
+    need(
+        isinstance(workers, int | np.integer)
+        and not isinstance(workers, bool)
+        and workers >= 0,
+        "speed_['loader_workers'] must be an int >= 0",
+    )
     rate = getattr(detector, "sample_rate_", None)
     need(
         rate is None

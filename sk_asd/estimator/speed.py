@@ -30,11 +30,16 @@ Levels
     CPU (calibrated at the end of ``fit``; training is unchanged).  On a GPU,
     or a torch build without oneDNN's quantised convolution, it is
     ``"compiled"``.
+
+Every level loads data in the main process (``loader_workers`` 0); a dict
+such as ``speed={"loader_workers": 2}`` (the ``"auto"`` level with two
+DataLoader workers) overlaps reading audio files with training.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -59,7 +64,12 @@ __all__ = ["SPEEDS", "SPEED_LEVELS", "net_options", "resolve_speed"]
 #: - ``fold_batchnorm``: score with BatchNorm folded into the convolutions;
 #: - ``retain_heap``: keep freed activations in the process (glibc);
 #: - ``compile``: ``torch.compile`` for training and scoring;
-#: - ``int8_scoring``: int8 1x1 convolutions when scoring (CPU).
+#: - ``int8_scoring``: int8 1x1 convolutions when scoring (CPU);
+#: - ``loader_workers``: worker processes of the DataLoaders that feed
+#:   training and scoring (an int >= 0; 0 loads in the main process).  With
+#:   audio files as ``X`` they read and decode the next batches while the
+#:   network works; with arrays there is nothing to overlap.  Results do not
+#:   depend on it.
 SPEEDS: dict[str, dict[str, Any]] = {
     "reference": {
         "precision": "float32",
@@ -71,6 +81,7 @@ SPEEDS: dict[str, dict[str, Any]] = {
         "retain_heap": False,
         "compile": False,
         "int8_scoring": False,
+        "loader_workers": 0,
     },
 }
 SPEEDS["auto"] = {
@@ -94,6 +105,9 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "stft_precision": ("adaptive", "float64"),
 }
 
+#: Options that take a count (an int >= 0) rather than a choice or a bool.
+_COUNTS = ("loader_workers",)
+
 
 def _check_overrides(speed: Mapping[str, Any]) -> dict[str, Any]:
     """The options of a dict ``speed``: its ``"level"`` with its overrides."""
@@ -111,6 +125,14 @@ def _check_overrides(speed: Mapping[str, Any]) -> dict[str, Any]:
                 f"speed has an unknown option {name!r}; the options are "
                 f"{sorted(options)} (and 'level', the level they modify)."
             )
+        if name in _COUNTS:
+            # An int by type (numpy ints too); bools and floats are refused.
+            if not isinstance(value, Integral) or isinstance(value, bool) or value < 0:
+                raise ValueError(
+                    f"speed[{name!r}]={value!r} is not valid; use an int >= 0."
+                )
+            options[name] = int(value)
+            continue
         allowed = _CHOICES.get(name, (False, True))
         # bool is checked by type: 0/1 and numpy bools pass, strings do not.
         valid = (
@@ -187,7 +209,9 @@ def net_options(speed_: Mapping[str, Any]) -> dict[str, Any]:
     -------
     dict
         Keyword arguments of ``ASDNet`` (``module__`` ones routed to
-        :class:`~sk_asd.nn.network.TASTgramMFN`).
+        :class:`~sk_asd.nn.network.TASTgramMFN`).  ``loader_workers`` is not
+        among them: it sets the DataLoaders' ``num_workers``, which the
+        detector routes with its other loader settings.
     """
     return {
         "amp_dtype": None if speed_["precision"] == "float32" else speed_["precision"],
