@@ -235,9 +235,9 @@ def _registered_codecs() -> dict[str, ModelCodec]:
     """
     import importlib
 
-    import sk_asd
+    from sk_asd import CODEC_MODULES
 
-    for name in sk_asd.CODEC_MODULES:
+    for name in CODEC_MODULES:
         importlib.import_module(name)
     return _CODECS
 
