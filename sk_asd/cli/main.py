@@ -1080,11 +1080,17 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
         random_state=args.seed,
         verbose=0 if getattr(args, "quiet", False) else (2 if args.verbose else 1),
     )
+    from sk_asd.estimator.detector import resolve_device
+
     report.info(
         f"training on {len(train_ids)} clip(s) of "
-        f"{n_samples / args.sample_rate:.2f} s for "
-        + ("auto" if args.epochs == "auto" else f"{args.epochs}")
-        + f" epoch(s) (device {args.device})"
+        f"{n_samples / args.sample_rate:.2f} s, "
+        + (
+            "epochs from the data size"
+            if args.epochs == "auto"
+            else f"{args.epochs} epoch(s)"
+        )
+        + f", on {resolve_device(args.device)}"
     )
     start = time.perf_counter()
     # skorch prints its epoch table to stdout; progress belongs on stderr.
