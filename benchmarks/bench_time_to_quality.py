@@ -43,8 +43,8 @@ from skorch.callbacks import Callback
 
 from sk_asd import AnomalousSoundDetector
 from sk_asd.datasets import make_machine_sounds
+from sk_asd.estimator.backends import flatten_crops, kmeans_centres, unit_rows
 from sk_asd.estimator.baseline import LogMelIsolationForest
-from sk_asd.estimator.detector import _flatten_crops, _unit_rows
 from sk_asd.metrics import auc_pauc
 
 RECIPES: dict[str, dict[str, Any]] = {
@@ -92,10 +92,10 @@ class QualityTracker(Callback):
         # k-means centres are refitted at the end of fit anyway.
         codes_train = np.searchsorted(det.machine_ids_, d.machine_ids_train)
         codes_test = np.searchsorted(det.machine_ids_, d.machine_ids_test)
-        flat, n_crops = _flatten_crops(train)
-        unit = _unit_rows(flat).reshape(len(codes_train), n_crops, -1)
+        flat, n_crops = flatten_crops(train)
+        unit = unit_rows(flat).reshape(len(codes_train), n_crops, -1)
         det.kmeans_centres_ = [
-            det._kmeans_centres(unit[codes_train == k], seed=0)
+            kmeans_centres(unit[codes_train == k], n_clusters=det.n_clusters, seed=0)
             for k in range(det.machine_ids_.size)
         ]
         kmeans = det._anomaly_scores(test, codes_test, "kmeans")

@@ -128,17 +128,23 @@ def test_kmeans_threshold_scores_small_machines_leave_one_out(fitted):
     # The scores the kmeans thresholds are fitted to, on spread-out unit
     # vectors (the embeddings of a two-epoch fit are nearly collapsed, and a
     # gamma fit to distances of ~1e-7 is too ill-conditioned to compare).
-    from sk_asd.estimator.detector import _nearest_centre_distance, _unit_rows
+    from sk_asd.estimator.backends import (
+        kmeans_centres,
+        kmeans_out_of_fold,
+        nearest_centre_distance,
+        unit_rows,
+    )
 
     rng = np.random.default_rng(0)
     # 1 clip: in sample; 6 clips: leave-one-out; 10 clips: 2 folds.
     codes = np.repeat([0, 1, 2], [1, 6, 10])
-    unit = _unit_rows(rng.normal(size=(17, 8))).reshape(17, 1, 8)
-    scores = fitted._kmeans_out_of_fold(unit, codes, seed=0)
+    unit = unit_rows(rng.normal(size=(17, 8))).reshape(17, 1, 8)
+    n_clusters = fitted.n_clusters
+    scores = kmeans_out_of_fold(unit, codes, 3, n_clusters=n_clusters, seed=0)
     for k in (0, 1, 2):
         rows = codes == k
-        centres = fitted._kmeans_centres(unit[rows], 0)
-        in_sample = _nearest_centre_distance(unit[rows], centres).mean(axis=1)
+        centres = kmeans_centres(unit[rows], n_clusters=n_clusters, seed=0)
+        in_sample = nearest_centre_distance(unit[rows], centres).mean(axis=1)
         if k == 0:
             np.testing.assert_allclose(scores[rows], in_sample, rtol=1e-12)
         else:
@@ -146,8 +152,8 @@ def test_kmeans_threshold_scores_small_machines_leave_one_out(fitted):
             assert scores[rows].mean() > in_sample.mean()
     # Leave-one-out exactly: clip i against centres of the other five.
     own = np.flatnonzero(codes == 1)
-    others = fitted._kmeans_centres(unit[own[1:]], 0)
-    expected = _nearest_centre_distance(unit[own[:1]], others).mean(axis=1)
+    others = kmeans_centres(unit[own[1:]], n_clusters=n_clusters, seed=0)
+    expected = nearest_centre_distance(unit[own[:1]], others).mean(axis=1)
     np.testing.assert_allclose(scores[own[0]], expected[0], rtol=1e-12)
 
 

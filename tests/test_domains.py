@@ -74,10 +74,10 @@ def test_target_clips_are_centres_of_their_machine(shifted, fitted):
 
 
 def test_target_clips_stay_in_a_full_neighbour_bank(shifted, monkeypatch):
-    import sk_asd.estimator.detector as detector_module
+    import sk_asd.estimator.backends as backends
 
     d = shifted
-    monkeypatch.setattr(detector_module, "MAX_BANK", 5)
+    monkeypatch.setattr(backends, "MAX_BANK", 5)
     det = AnomalousSoundDetector(**FAST).fit(
         d.X_train, d.machine_ids_train, domains=d.domain_train
     )

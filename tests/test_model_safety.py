@@ -247,9 +247,7 @@ def _old_layout(n_loader_workers: int, loss_layout: dict):
         params = document["estimator"]["params"]
         attributes = document["estimator"]["attributes"]
         params.pop("loss_params")
-        params.update(
-            {k: {"kind": "json", "value": v} for k, v in loss_layout.items()}
-        )
+        params.update({k: {"kind": "json", "value": v} for k, v in loss_layout.items()})
         params["n_loader_workers"] = {"kind": "json", "value": n_loader_workers}
         attributes.pop("loss_params_")
         attributes["speed_"]["items"].pop("loader_workers")

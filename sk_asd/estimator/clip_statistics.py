@@ -200,3 +200,61 @@ def frame_distance(
     centred = frames.astype(np.float64) - mean
     d2 = np.einsum("ntd,de,nte->nt", centred, precision, centred)
     return d2.mean(axis=1) / frames.shape[-1]
+
+
+def fit_frame_gaussians(
+    frames: np.ndarray,
+    codes: np.ndarray,
+    n_machines: int,
+    random_state: np.random.RandomState,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Frame Gaussian of every machine and its clips' held-out distances.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (n_clips, n_frames, n_bands)
+        Log-mel frames of the training clips (:func:`clip_statistics`).
+    codes : ndarray of shape (n_clips,)
+        Machine code of every clip, in ``range(n_machines)``.
+    n_machines : int
+    random_state : numpy RandomState
+        Draws frames (:func:`fit_frame_gaussian`) and the folds.
+
+    Returns
+    -------
+    means, precisions : list of ndarray
+        The Gaussian of each machine, fitted to all its clips.
+    held_out : list of ndarray
+        Per machine, the distance of each of its clips (in clip order) from
+        a Gaussian fitted without it.  A Gaussian fitted to a clip's own
+        frames finds them closer than a new clip's (by far, with few frames
+        per band), so in-sample distances would set a threshold that flags
+        most new clips.  Two folds from four clips, leave-one-out for two or
+        three; a single clip keeps its in-sample distance (and the fusion's
+        standardisation gives it the other machines' location).
+    """
+    means, precisions, held_out = [], [], []
+    for k in range(n_machines):
+        own = np.flatnonzero(codes == k)
+        mean, precision = fit_frame_gaussian(frames[own], random_state)
+        means.append(mean)
+        precisions.append(precision)
+        distance = frame_distance(frames[own], mean, precision)
+        if own.size >= 2:
+            if own.size >= 4:
+                half = random_state.permutation(own.size) % 2 == 0
+                folds = [(~half, half), (half, ~half)]
+            else:
+                folds = [
+                    (np.arange(own.size) != i, np.arange(own.size) == i)
+                    for i in range(own.size)
+                ]
+            for fit_rows, held in folds:
+                fold_mean, fold_precision = fit_frame_gaussian(
+                    frames[own[fit_rows]], random_state
+                )
+                distance[held] = frame_distance(
+                    frames[own[held]], fold_mean, fold_precision
+                )
+        held_out.append(distance)
+    return means, precisions, held_out

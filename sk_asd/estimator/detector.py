@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin, TransformerMixin, _fit_context
-from sklearn.cluster import KMeans
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -21,13 +20,15 @@ from skorch.dataset import ValidSplit
 from sk_asd.estimator import clip_statistics as stats
 from sk_asd.estimator.backends import (
     FUSED,
-    MAX_BANK,
     SCORING_BACKENDS,
     cosine_knn,
+    domain_centres,
     domain_neighbour_distance,
     domain_ratio,
     fuse,
-    normal_threshold,
+    kmeans_out_of_fold,
+    machine_offsets,
+    neighbour_banks,
     standardisation,
 )
 from sk_asd.estimator.backends import flatten_crops as _flatten_crops
@@ -54,7 +55,6 @@ from sk_asd.estimator.streaming import (
     is_path_sequence,
 )
 from sk_asd.estimator.threads import torch_threads
-from sk_asd.estimator.thresholds import gamma_threshold
 from sk_asd.estimator.validation import (
     check_attributes,
     check_domains,
@@ -67,10 +67,6 @@ from sk_asd.nn.network import DEFAULT_N_FFT, FRONTENDS, TASTgramMFN
 #: The distances to the nearest training clips (the others are to centres or
 #: to a Gaussian): the embedding's, and two clip statistics'.
 NEIGHBOUR_DISTANCES = ("knn", "bands", "spectrum")
-
-#: Training clips a machine needs for the DCASE threshold rule (a gamma fit
-#: to its scores); machines with fewer take a pooled normal rule.
-MIN_CLIPS_GAMMA = 10
 
 
 def _channels_of(X: Any) -> list[Any]:
@@ -811,23 +807,17 @@ default="auto"
         # (n_clips, n_crops, dim): the unit embeddings of every clip's crops.
         unit = _unit_rows(flat).reshape(len(codes), n_crops, -1)
         self.kmeans_centres_ = [
-            self._domain_centres(
-                unit, (codes == k) & ~target, (codes == k) & target, seed
+            domain_centres(
+                unit,
+                (codes == k) & ~target,
+                (codes == k) & target,
+                n_clusters=self.n_clusters,
+                seed=seed,
             )
             for k in range(n_ids)
         ]
         rng = np.random.RandomState(seed)
-        # The neighbours of "knn" and "fusion": at most MAX_BANK clips each,
-        # every target clip among them (they are few, and a new clip of the
-        # target conditions has no other close neighbour).
-        banks = []
-        for k in range(n_ids):
-            own = np.flatnonzero((codes == k) & ~target)
-            keep = np.flatnonzero((codes == k) & target)
-            room = max(MAX_BANK - keep.size, 0)
-            if own.size > room:
-                own = rng.choice(own, room, replace=False)
-            banks.append(np.sort(np.concatenate([own, keep])))
+        banks = neighbour_banks(codes, target, n_ids, rng)
         clip_unit = _unit_rows(unit.mean(axis=1))
         self.knn_bank_ = [clip_unit[rows] for rows in banks]
         self.bank_target_ = [target[rows] for rows in banks]
@@ -861,7 +851,9 @@ default="auto"
             )
             for k in range(n_ids)
         ]
-        kmeans = -self._kmeans_out_of_fold(unit, codes, seed, target)
+        kmeans = -kmeans_out_of_fold(
+            unit, codes, n_ids, n_clusters=self.n_clusters, seed=seed, target=target
+        )
         self.offsets_ = {}
         for backend in SCORING_BACKENDS:
             if backend == "kmeans":
@@ -873,7 +865,9 @@ default="auto"
             else:
                 scores = -self._anomaly_scores(embeddings, codes, backend)
                 normality = [scores[codes == k] for k in range(n_ids)]
-            self.offsets_[backend] = self._thresholds(normality, backend)
+            self.offsets_[backend] = machine_offsets(
+                normality, backend, self.contamination
+            )
 
     def _fit_statistics(
         self,
@@ -896,136 +890,13 @@ default="auto"
         }
         self.bands_bank_ = [features["bands"][rows] for rows in banks]
         self.spectrum_bank_ = [features["spectrum"][rows] for rows in banks]
-        self.frame_means_, self.frame_precisions_ = [], []
-        held_out: list[np.ndarray] = []
-        frames = features["frames"]
-        for k in range(n_ids):
-            own = np.flatnonzero(codes == k)
-            mean, precision = stats.fit_frame_gaussian(frames[own], rng)
-            self.frame_means_.append(mean)
-            self.frame_precisions_.append(precision)
-            # Held out: a Gaussian fitted to a clip's own frames finds them
-            # closer than a new clip's (by far, with few frames per band), so
-            # in-sample distances would set a threshold that flags most new
-            # clips.  Two folds from four clips, leave-one-out for two or
-            # three; a single clip keeps its in-sample distance (and
-            # standardisation() gives it the other machines' location).
-            distance = stats.frame_distance(frames[own], mean, precision)
-            if own.size >= 2:
-                if own.size >= 4:
-                    half = rng.permutation(own.size) % 2 == 0
-                    folds = [(~half, half), (half, ~half)]
-                else:
-                    folds = [
-                        (np.arange(own.size) != i, np.arange(own.size) == i)
-                        for i in range(own.size)
-                    ]
-                for fit_rows, held in folds:
-                    fold_mean, fold_precision = stats.fit_frame_gaussian(
-                        frames[own[fit_rows]], rng
-                    )
-                    distance[held] = stats.frame_distance(
-                        frames[own[held]], fold_mean, fold_precision
-                    )
-            position = {clip: i for i, clip in enumerate(own)}
-            held_out.append(distance[[position[c] for c in banks[k]]])
-        return held_out
-
-    def _thresholds(self, normality: list[np.ndarray], backend: str) -> np.ndarray:
-        """Per-machine ``offset_`` from the training clips' normality scores."""
-        offsets = np.empty(len(normality))
-        if self.contamination != "auto":
-            for k, scores in enumerate(normality):
-                offsets[k] = np.percentile(scores, 100.0 * self.contamination)
-            return offsets
-        # The 90 % prediction bound of a normal fit, its spread shrunk toward
-        # the other machines' and widened for few clips.
-        normal_rule = -normal_threshold([-scores for scores in normality])
-        if backend == "fusion":
-            # Fused scores are sums of standardised distances, possibly
-            # negative: no gamma distribution.
-            return normal_rule
-        for k, scores in enumerate(normality):
-            # The DCASE rule (a gamma fit) needs clips to fit; with fewer, a
-            # machine's own quantile is its largest score or noise, which
-            # flagged 70-100 % of new normal clips of real DCASE machines
-            # trained on 1-4 clips.
-            if len(scores) >= MIN_CLIPS_GAMMA:
-                offsets[k] = -gamma_threshold(-scores)
-            else:
-                offsets[k] = normal_rule[k]
-        return offsets
-
-    def _kmeans_centres(self, unit: np.ndarray, seed: int) -> np.ndarray:
-        """Unit k-means centres of crop embeddings ``(n_clips, n_crops, dim)``."""
-        rows = unit.reshape(-1, unit.shape[-1])
-        # At least four embeddings (clips, or crops) per centre: with one
-        # centre per clip, every training clip would sit on a centre.
-        n_centres = max(1, min(self.n_clusters, len(rows) // 4))
-        kmeans = KMeans(n_clusters=n_centres, n_init=3, random_state=seed)
-        kmeans.fit(rows)
-        return _unit_rows(kmeans.cluster_centers_)
-
-    def _domain_centres(
-        self, unit: np.ndarray, source: np.ndarray, target: np.ndarray, seed: int
-    ) -> np.ndarray:
-        """k-means centres of the source clips' crops, plus every target clip
-        (its crops' mean direction) as a centre of its own.
-
-        A few target clips would hardly move centres fitted to many source
-        clips, so new target clips would all sit far from every centre
-        (Wilkinghoff's DCASE 2023 system keeps them apart the same way).
-        """
-        if not source.any():
-            source, target = target, np.zeros_like(target)
-        centres = self._kmeans_centres(unit[source], seed)
-        if target.any():
-            centres = np.concatenate([centres, _unit_rows(unit[target].mean(axis=1))])
-        return centres
-
-    def _kmeans_out_of_fold(
-        self,
-        unit: np.ndarray,
-        codes: np.ndarray,
-        seed: int,
-        target: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """kmeans anomaly scores of the training clips, each from centres fitted
-        without it (two folds per machine).
-
-        The final centres were fitted to the training clips themselves, which
-        therefore lie closer to them than new normal clips do; a threshold
-        fitted to those in-sample distances flagged 15-50 % of held-out
-        normal clips in the demo, against 0-10 % with out-of-fold scores.
-        Machines of 2-7 clips are scored leave-one-out (in sample, their
-        thresholds flagged every new normal clip of real DCASE machines
-        trained on 1-4 clips); a single clip keeps its in-sample distance.
-        """
-        rng = np.random.RandomState(seed)
-        if target is None:
-            target = np.zeros(len(codes), dtype=bool)
-        scores = np.empty(len(codes))
-        for k in range(self.machine_ids_.size):
-            own = np.flatnonzero(codes == k)
-            if own.size < 2:
-                folds = [(own, own)]
-            elif own.size < 8:
-                folds = [
-                    (own[np.arange(own.size) != i], own[i : i + 1])
-                    for i in range(own.size)
-                ]
-            else:
-                half = rng.permutation(own.size) % 2 == 0
-                folds = [(own[~half], own[half]), (own[half], own[~half])]
-            for fit_rows, held in folds:
-                in_fold = np.zeros(len(codes), dtype=bool)
-                in_fold[fit_rows] = True
-                centres = self._domain_centres(
-                    unit, in_fold & ~target, in_fold & target, seed
-                )
-                distance = _nearest_centre_distance(unit[held], centres)
-                scores[held] = distance.mean(axis=1)  # mean over crops
-        return scores
+        self.frame_means_, self.frame_precisions_, held_out = stats.fit_frame_gaussians(
+            features["frames"], codes, n_ids, rng
+        )
+        return [
+            held_out[k][np.searchsorted(np.flatnonzero(codes == k), banks[k])]
+            for k in range(n_ids)
+        ]
 
     def _file_dataset(self, paths: list[Any]) -> AudioFileDataset:
         return AudioFileDataset(
