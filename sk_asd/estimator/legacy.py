@@ -51,36 +51,35 @@ ENGINE_SWITCHES = (
 LOSS_PARAMETERS = tuple(LOSS_PARAMS)
 
 
-def _engine_switches(params: dict[str, Any]) -> None:
-    old = [name for name in ENGINE_SWITCHES if name in params]
+def _moved(
+    params: dict[str, Any],
+    names: tuple[str, ...],
+    replacement: str,
+    defaults: dict[str, Any],
+) -> dict[str, Any] | None:
+    """Pop the old ``names`` from ``params``; those that differ from
+    ``defaults`` (``None`` when the layout had none of them)."""
+    old = [name for name in names if name in params]
     if not old:
-        return
-    if "speed" in params:
+        return None
+    if replacement in params:
         raise ValueError(
-            f"it sets both 'speed' and the engine switches {old} it replaced"
+            f"it sets both {replacement!r} and the parameters {old} it replaced"
         )
-    switches = {name: params.pop(name) for name in old}
-    changed = {
-        name: value
-        for name, value in switches.items()
-        if value != SPEEDS["reference"][name]
-    }
-    params["speed"] = {"level": "reference", **changed} if changed else "reference"
+    values = {name: params.pop(name) for name in old}
+    return {name: value for name, value in values.items() if value != defaults[name]}
+
+
+def _engine_switches(params: dict[str, Any]) -> None:
+    changed = _moved(params, ENGINE_SWITCHES, "speed", SPEEDS["reference"])
+    if changed is not None:
+        params["speed"] = {"level": "reference", **changed} if changed else "reference"
 
 
 def _loss_parameters(params: dict[str, Any]) -> None:
-    old = [name for name in LOSS_PARAMETERS if name in params]
-    if not old:
-        return
-    if "loss_params" in params:
-        raise ValueError(
-            f"it sets both 'loss_params' and the parameters {old} it replaced"
-        )
-    values = {name: params.pop(name) for name in old}
-    changed = {
-        name: value for name, value in values.items() if value != LOSS_PARAMS[name]
-    }
-    params["loss_params"] = changed or None
+    changed = _moved(params, LOSS_PARAMETERS, "loss_params", LOSS_PARAMS)
+    if changed is not None:
+        params["loss_params"] = changed or None
 
 
 def _loader_workers(params: dict[str, Any]) -> None:
