@@ -529,6 +529,40 @@ def test_scoring_compiles_the_folded_backbone_and_follows_the_weights(
     assert clone.scoring_copies_.cached(clone.module_.backbone) == {}
 
 
+def test_failed_scoring_compile_falls_back_once_to_the_folded_copy(
+    data, fp32_scores, monkeypatch
+):
+    # The one fallback path of ScoringCopies: each compiled part that fails
+    # warns once, is recorded, and its eager twin scores from then on.
+    calls: list[int] = []
+
+    def broken_compile(fn, *args, **kwargs):
+        def call(*a, **k):
+            calls.append(1)
+            raise RuntimeError("no compiler here")
+
+        return call
+
+    X, y = data
+    net, _ = _fit_scores(data, fold_batchnorm=True)
+    net.compile_backbone = True  # scoring only: the fit above was eager
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.warns(RuntimeWarning) as seen:
+        emb = net.forward(X)
+    messages = [str(w.message) for w in seen]
+    assert sum("scoring backbone failed" in m for m in messages) == 1
+    assert sum("scoring front end failed" in m for m in messages) == 1
+    assert net.scoring_copies_.failed == {"scoring", "front_end"}
+    tried = len(calls)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        again = net.forward(X)
+    assert len(calls) == tried  # not compiled again
+    torch.testing.assert_close(again, emb)
+    scores = net.criterion_.anomaly_score(emb, torch.as_tensor(y)).numpy()
+    np.testing.assert_allclose(scores, fp32_scores, rtol=1e-4, atol=1e-5)
+
+
 def test_compiled_scoring_front_end_matches_eager_and_falls_back(data, monkeypatch):
     X = torch.from_numpy(data[0])
     net, _ = _fit_scores(data, fold_batchnorm=True)
