@@ -59,7 +59,8 @@ def _import_runtime() -> None:
     """Import what the commands use into this module (numpy, torch, sk_asd).
 
     Deferred to here because torch takes seconds to import: ``sk-asd
-    --help`` and ``--version`` build the parser without it.
+    --help``, ``--version`` and every command's ``--help`` build the parser
+    without it (:func:`_parser_constants`).
     """
     global np, load_dcase, parse_dcase_filename, SCORING_BACKENDS
     global AnomalousSoundDetector, NonFiniteScoreWarning, AudioLoadError
@@ -77,6 +78,18 @@ def _import_runtime() -> None:
 
     # Hyperparameter defaults come from the estimator so the two cannot drift.
     _DEFAULTS = AnomalousSoundDetector().get_params()
+
+
+def _parser_constants() -> None:
+    """Set what the options of the commands show (defaults, choices), read
+    from the package's source: ``sk-asd train --help`` needs no torch."""
+    global SCORING_BACKENDS, LOSSES, MODEL_SUFFIX, _DEFAULTS
+    from sk_asd.cli.constants import detector_defaults, package_constant
+
+    SCORING_BACKENDS = package_constant("estimator.backends", "SCORING_BACKENDS")
+    LOSSES = package_constant("nn.losses", "LOSSES")
+    MODEL_SUFFIX = package_constant("io.model", "MODEL_SUFFIX")
+    _DEFAULTS = detector_defaults()
 
 
 # ---------------------------------------------------------------- reporting
@@ -569,7 +582,7 @@ def build_parser(commands_only: bool = False) -> argparse.ArgumentParser:
         for name, text in COMMANDS.items():
             sub.add_parser(name, help=text)
         return parser
-    _import_runtime()
+    _parser_constants()
     common = _common_options(suppress=True)
     _add_train(sub, common)
     _add_score(sub, common)
@@ -1477,6 +1490,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     report = _Reporter(quiet=args.quiet)
     try:
+        _import_runtime()  # after parsing: --help and usage errors need no torch
         return args.handler(args, report)
     except BrokenPipeError:
         # The reader went away (``sk-asd score ... | head``): not an error
