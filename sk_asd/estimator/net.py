@@ -21,6 +21,7 @@ All options are off by default; each one is measured by
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from typing import Any
@@ -39,18 +40,6 @@ from sk_asd.nn.quantization import int8_available
 
 #: Values accepted by ``ASDNet(amp_dtype=...)``.
 AMP_DTYPES = ("auto", "bfloat16", "float16")
-
-#: The speed switches of ASDNet and their defaults (all off: plain fp32).
-SPEED_DEFAULTS: dict[str, Any] = {
-    "amp_dtype": None,
-    "n_threads": None,
-    "retain_heap": False,
-    "cache_logmel": False,
-    "fold_batchnorm": False,
-    "compile_backbone": False,
-    "crop_samples": None,
-    "int8_scoring": False,
-}
 
 
 def cpu_supports_bf16() -> bool:
@@ -510,8 +499,11 @@ class ASDNet(NeuralNet):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Nets pickled before the speed switches existed load as plain fp32.
-        for name, default in SPEED_DEFAULTS.items():
-            state.setdefault(name, default)
+        # The defaults are read from the signature: a new option is one
+        # keyword of __init__, not a second table to keep in step.
+        for name, parameter in inspect.signature(ASDNet.__init__).parameters.items():
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+                state.setdefault(name, parameter.default)
         # Nets pickled before ScoringCopies held its caches as attributes.
         for old in (
             "folded_backbone_",
