@@ -858,3 +858,59 @@ def test_help_constants_read_from_source_match_the_modules():
     assert package_constant("estimator.inference", "BACKBONE_CHUNK_PIXELS") == (
         BACKBONE_CHUNK_PIXELS
     )
+
+
+def test_load_progress_prints_plain_lines_at_intervals(capsys):
+    import importlib
+
+    cli = importlib.import_module("sk_asd.cli.main")
+    clock = iter([0.0, 0.5, 2.5, 3.0, 5.0, 5.5]).__next__
+    progress = cli._Progress(cli._Reporter(quiet=False), clock=clock)  # at 0.0
+    for done in range(1, 6):
+        progress(done, 5)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "sk-asd: loaded 2/5 clip(s), 2 s elapsed, about 4 s left",
+        "sk-asd: loaded 4/5 clip(s), 5 s elapsed, about 1 s left",
+        "sk-asd: loaded 5/5 clip(s), 6 s elapsed",
+    ]
+    # A load that ends within the interval shows nothing; --quiet nothing.
+    quick = cli._Progress(
+        cli._Reporter(quiet=False), clock=iter([0.0, 0.1, 0.2]).__next__
+    )
+    quick(1, 2)
+    quick(2, 2)
+    silent = cli._Progress(
+        cli._Reporter(quiet=True), "scored", clock=iter([0.0, 9.0]).__next__
+    )
+    silent(1, 1)
+    assert capsys.readouterr().err == ""
+
+
+def test_scoring_in_progress_chunks_gives_the_scores_of_one_call(
+    cli_model, dcase_root, monkeypatch, capsys
+):
+    import importlib
+
+    cli = importlib.import_module("sk_asd.cli.main")
+    det = load_model(cli_model)
+    files = sorted((dcase_root / "fan" / "test").glob("*.wav"))
+    X = load_audios(files).waves
+    ids = ["id_00"] * (len(files) - 2) + [None, None]
+    whole = cli._score_clips(det, X, ids)
+    # Chunks of one batch each: several score_details calls.
+    monkeypatch.setattr(cli, "PROGRESS_BATCHES", 1)
+    monkeypatch.setattr(det, "batch_size_", 2)
+    seen: list[int] = []
+    real = det.score_details
+
+    def spy(X_part, machine_ids=None):
+        seen.append(len(X_part))
+        return real(X_part, machine_ids=machine_ids)
+
+    monkeypatch.setattr(det, "score_details", spy)
+    chunked = cli._score_clips(det, X, ids, report=cli._Reporter(quiet=True))
+    assert len(seen) > 2 and max(seen) <= 2
+    np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-5, atol=1e-6)
+    assert chunked[1] == whole[1]
+    np.testing.assert_array_equal(chunked[2], whole[2])

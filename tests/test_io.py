@@ -416,3 +416,19 @@ def test_write_audio_round_trip_and_guards(tmp_path: Path) -> None:
         write_audio(tmp_path / "nan.wav", np.array([np.nan]))
     with pytest.raises(ValueError, match="1-D"):
         write_audio(tmp_path / "cube.wav", np.zeros((2, 2, 2)))
+
+
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_load_audios_reports_progress_in_order(tmp_path: Path, n_jobs) -> None:
+    paths = [write_audio(tmp_path / f"{i}.wav", np.full(20, 0.1)) for i in range(5)]
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    seen: list[tuple[int, int]] = []
+    batch = load_audios(
+        [*paths[:2], bad, *paths[2:]],
+        skip_bad=True,
+        n_jobs=n_jobs,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert seen == [(i, 6) for i in range(1, 7)]  # the skipped file counts too
+    assert batch.waves.shape == (5, 20)

@@ -38,7 +38,7 @@ import errno
 import math
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -691,6 +691,7 @@ def load_audios(
     skip_bad: bool = False,
     dtype: np.dtype | type = np.float32,
     n_jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> AudioBatch:
     """Load many audio files with :func:`load_audio` and align their lengths.
 
@@ -730,6 +731,10 @@ def load_audios(
         Number of threads reading files in parallel (joblib semantics: None
         means 1, -1 means all cores). Decoding is I/O and C bound, so threads
         are enough.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after every file, in input order
+        (skipped files count as done), e.g. to show a person how far loading
+        has got.
 
     Returns
     -------
@@ -803,17 +808,23 @@ def load_audios(
     max_samples = target_length if length == "pad" else None
 
     if n_jobs is None or n_jobs == 1:
-        results = [
+        loaded: Iterable[Any] = (
             _load_or_reason(p, sample_rate, channel, dtype, max_samples)
             for p in path_list
-        ]
+        )
     else:
         from joblib import Parallel, delayed
 
-        results = Parallel(n_jobs=n_jobs, prefer="threads")(
+        # A generator, so that progress is reported as files arrive.
+        loaded = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
             delayed(_load_or_reason)(p, sample_rate, channel, dtype, max_samples)
             for p in path_list
         )
+    results = []
+    for result in loaded:
+        results.append(result)
+        if progress is not None:
+            progress(len(results), len(path_list))
 
     waves: list[np.ndarray] = []
     full_lengths: list[int] = []
