@@ -914,3 +914,44 @@ def test_scoring_in_progress_chunks_gives_the_scores_of_one_call(
     np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-5, atol=1e-6)
     assert chunked[1] == whole[1]
     np.testing.assert_array_equal(chunked[2], whole[2])
+
+
+def test_channel_option_for_multichannel_files(tmp_path, capsys, monkeypatch):
+    import importlib
+
+    rng = np.random.RandomState(3)
+    folder = tmp_path / "valve"
+    for i in range(6):
+        near, far = _clip(rng, 300, False), _clip(rng, 900, True)
+        write_audio(folder / f"rec{i}.wav", np.stack([near, far], axis=1))
+    out = tmp_path / "valve.skasd"
+    argv = ["train", str(folder), "-o", str(out), *FAST_TRAIN]
+    assert main([*argv, "--channel", "each"]) == 0
+    assert "2 channels per file, each kept" in capsys.readouterr().err
+    det = load_model(out)
+    assert det.channels == "each"
+    # Scored per file: each (the mean of the channels' scores), mean or one.
+    scores = {}
+    for rule in ("each", "mean", "1"):
+        csv_out = tmp_path / f"{rule}.csv"
+        argv = ["score", str(out), str(folder), "--channel", rule]
+        assert main([*argv, "--csv", str(csv_out), "-q"]) == 0
+        rows = _read_csv(csv_out)
+        assert len(rows) == 6
+        scores[rule] = np.array([float(r["anomaly_score"]) for r in rows])
+    X = load_audios(sorted(folder.glob("*.wav")), channel="each").waves
+    expected = -det.score_samples(X.reshape(6, 2, -1), ["valve"] * 6)
+    np.testing.assert_allclose(scores["each"], expected, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(scores["each"], scores["1"])
+    # A bad rule is a usage error; mixed channel counts name the fix.
+    assert main(["score", str(out), str(folder), "--channel", "left"]) == 2
+    assert "not 'mean', 'each' or a channel index" in capsys.readouterr().err
+    write_audio(folder / "mono.wav", _clip(rng, 300, False))
+    assert main(["score", str(out), str(folder), "--channel", "each"]) == 1
+    assert "--channel mean" in _error_line(capsys.readouterr().err)
+    # Training sets too large for memory are read as the channel mean.
+    cli = importlib.import_module("sk_asd.cli.main")
+    monkeypatch.setattr(cli, "STREAM_BYTES", 1)
+    argv = ["train", str(folder), "-o", str(tmp_path / "x.skasd"), *FAST_TRAIN]
+    assert main([*argv, "--channel", "each"]) == 1
+    assert "--channel mean" in _error_line(capsys.readouterr().err)

@@ -156,6 +156,36 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def _add_channel(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--channel",
+        type=_channel_rule,
+        default="mean",
+        metavar="{mean,each,N}",
+        help=(
+            "multichannel files: 'mean' averages the channels (default); "
+            "'each' keeps every channel (all files need the same number), "
+            "trained on as clips of their own and scored as the mean of the "
+            "channels' scores; N takes channel N (0 is the first)"
+        ),
+    )
+
+
+def _channel_rule(text: str) -> str | int:
+    """An argparse type for ``--channel``: "mean", "each" or an index >= 0."""
+    if text in ("mean", "each"):
+        return text
+    try:
+        index = int(text)
+    except ValueError:
+        index = -1
+    if index < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not 'mean', 'each' or a channel index (0, 1, ...)"
+        )
+    return index
+
+
 # ---------------------------------------------------------- argument types
 def _int_at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type for integers ``>= minimum``."""
@@ -398,6 +428,7 @@ def _add_train(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave out unreadable audio files (listed on stderr) instead of failing",
     )
+    _add_channel(p)
     p.set_defaults(handler=_cmd_train)
 
 
@@ -458,6 +489,7 @@ def _add_score(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="report unreadable files on stderr and score the rest",
     )
+    _add_channel(p)
     p.set_defaults(handler=_cmd_score)
 
 
@@ -565,6 +597,7 @@ def _add_evaluate(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="report unreadable files on stderr and evaluate the rest",
     )
+    _add_channel(p)
     _add_scoring(p)
     p.set_defaults(handler=_cmd_evaluate)
 
@@ -899,11 +932,59 @@ def _decision_text(label: int) -> str:
     return "anomalous" if label == -1 else "normal"
 
 
+def _load_files(
+    paths: Sequence[str],
+    *,
+    sample_rate: int,
+    n_samples: int,
+    skip_bad: bool,
+    channel: str | int,
+    report: _Reporter,
+) -> Any:
+    """``load_audios`` with the ``--channel`` rule and progress lines.
+
+    With ``channel="each"`` the rows of every file's channels are regrouped
+    into ``waves`` of shape ``(n_files, n_channels, n_samples)``, the input
+    the detector takes for multichannel clips (one row per file in
+    ``paths``, ``indices`` and ``lengths``); files of one channel stay 2-D.
+    """
+    batch = load_audios(
+        paths,
+        sample_rate=sample_rate,
+        channel=channel,
+        length="pad",
+        target_length=n_samples,
+        skip_bad=skip_bad,
+        progress=_Progress(report),
+    )
+    if channel != "each":
+        return batch
+    counts = np.unique(batch.indices, return_counts=True)[1]
+    if counts.max() == 1:
+        batch.channels = None
+        return batch
+    if counts.min() != counts.max():
+        raise ValueError(
+            f"--channel each needs files with the same number of channels, but "
+            f"these have between {counts.min()} and {counts.max()}; pass "
+            "--channel mean or a channel index."
+        )
+    first = np.arange(0, len(batch), counts[0])
+    batch.waves = batch.waves.reshape(len(first), counts[0], -1)
+    batch.paths = [batch.paths[i] for i in first]
+    batch.indices = batch.indices[first]
+    batch.lengths = batch.lengths[first]
+    batch.channels = None
+    report.info(f"{counts[0]} channels per file, each kept (--channel each)")
+    return batch
+
+
 def _load_clips(
     paths: Sequence[str],
     detector: AnomalousSoundDetector,
     skip_bad: bool,
     report: _Reporter,
+    channel: str | int = "mean",
 ) -> Any:
     """Load clips the way the model was trained: its rate and clip length."""
     n_samples = int(detector.n_features_in_)
@@ -912,13 +993,13 @@ def _load_clips(
         f"loading {len(paths)} audio file(s) at {rate} Hz, "
         f"{n_samples / rate:.2f} s per clip"
     )
-    batch = load_audios(
+    batch = _load_files(
         paths,
         sample_rate=rate,
-        length="pad",
-        target_length=n_samples,
+        n_samples=n_samples,
         skip_bad=skip_bad,
-        progress=_Progress(report),
+        channel=channel,
+        report=report,
     )
     _report_skipped(batch, report)
     changed = int(np.sum(batch.lengths != n_samples))
@@ -1098,6 +1179,13 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
         raise ValueError(f"none of the {len(paths)} training files could be read")
     n_samples = max(1, int(np.median(lengths)))
     stream = len(good) * n_samples * 4 > STREAM_BYTES
+    if stream and args.channel != "mean":
+        raise ValueError(
+            f"{len(good)} clips are too many to hold in memory, so they are read "
+            f"from their files as the mean of their channels; --channel "
+            f"{args.channel} needs them in memory: pass --channel mean, or train "
+            "on fewer clips (--train-fraction)."
+        )
     if stream:
         # Too many clips to hold in memory: the detector reads them from the
         # files batch by batch (headers were checked above; it pads or cuts
@@ -1113,13 +1201,13 @@ def _cmd_train(args: argparse.Namespace, report: _Reporter) -> int:
         X: Any = training_paths
         lengths_arr = np.asarray(lengths)
     else:
-        batch = load_audios(
+        batch = _load_files(
             [paths[i] for i in good],
             sample_rate=args.sample_rate,
-            length="pad",
-            target_length=n_samples,
+            n_samples=n_samples,
             skip_bad=args.skip_bad,
-            progress=_Progress(report),
+            channel=args.channel,
+            report=report,
         )
         batch.skipped[:0] = [SkippedFile(paths[i], exc.reason) for i, exc in bad]
         _report_skipped(batch, report)
@@ -1226,7 +1314,7 @@ def _cmd_score(args: argparse.Namespace, report: _Reporter) -> int:
     if args.scoring is not None:
         detector.set_params(scoring=args.scoring)
     files = _expand_inputs(args.inputs, recursive=args.recursive)
-    batch = _load_clips(files, detector, args.skip_bad, report)
+    batch = _load_clips(files, detector, args.skip_bad, report, args.channel)
     ids, sources = _ids_from_names(detector, batch.paths, args.machine_id)
     n_best = sources.count("best-match")
     report.info(
@@ -1380,7 +1468,7 @@ def _cmd_evaluate(args: argparse.Namespace, report: _Reporter) -> int:
         )
     selected = np.flatnonzero(keep)
     paths = [data.paths[i] for i in selected]
-    batch = _load_clips(paths, detector, args.skip_bad, report)
+    batch = _load_clips(paths, detector, args.skip_bad, report, args.channel)
     rows = selected[batch.indices]
 
     # Group by the IDs in the file names; score against them when the model
