@@ -41,11 +41,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from sk_asd.estimator.speed import resolve_speed
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_throughput import (  # noqa: E402 - a sibling script
     N_CLASSES,
     SAMPLE_RATE,
+    Package,
     level_options,
     make_data,
 )
@@ -153,9 +156,6 @@ def count_work(net: Any, waves: torch.Tensor) -> dict[str, float]:
 
 def measure_scoring(level: str, waves: np.ndarray, labels: np.ndarray, repeats: int):
     """Clips/s of ``ASDNet.forward`` at ``level``; the fitted net."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_throughput import Package
-
     package = Package(16, len(waves), len(waves), level_options(level), None)
     package.waves, package.labels = waves, labels
     net = package.net = package.build(1)
@@ -218,8 +218,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<22} {1 / fast:7.0f} / {1 / slow:7.0f}")
     print("\nmeasured scoring (clips/s, best of repeats) and share of the limit:")
     for level, clips_per_s in results.items():
-        from sk_asd.estimator.speed import resolve_speed
-
         int8 = bool(resolve_speed(level, "cpu")["int8_scoring"])
         fast, slow = limit(int8)
         print(
