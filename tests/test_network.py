@@ -100,6 +100,25 @@ def test_gdc_resampling_preserves_a_constant_response():
     assert gdc.kernel_for(20) is gdc.weight
 
 
+@pytest.mark.parametrize("n_frames", [7, 20, 45])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gdc_inference_path_equals_the_training_path(n_frames, channels_last):
+    # Without autograd the map is reduced by a depthwise convolution, with
+    # autograd by an einsum: the same sums, for any length and layout.
+    torch.manual_seed(0)
+    gdc = GlobalDepthwiseConv(6, freq_size=3, time_taps=20).eval()
+    x = torch.randn(5, 6, 3, n_frames)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.enable_grad():
+        trained = gdc(x)
+    assert trained.requires_grad  # the einsum path ran
+    with torch.no_grad():
+        inferred = gdc(x)
+    assert inferred.shape == trained.shape == (5, 6, 1, 1)
+    torch.testing.assert_close(inferred, trained.detach())
+
+
 def test_wrong_input_rank_is_rejected():
     with pytest.raises(ValueError, match="n_clips, n_samples"):
         TASTgramMFN(n_mels=32)(torch.randn(2, 1, 8000))

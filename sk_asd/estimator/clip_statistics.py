@@ -101,7 +101,7 @@ def clip_statistics(
         ``"frames"``: ``(n_clips, n_frames, 64)`` float32 log-mel frames.
     """
     logmel = LogMelSpectrogram(sample_rate=sample_rate, n_mels=N_BANDS)
-    window = torch.hann_window(SPECTRUM_FFT, dtype=torch.float64)
+    window = torch.hann_window(SPECTRUM_FFT, dtype=torch.float32)
     bands, spectra, frames = [], [], []
     with torch.no_grad():
         for waves in _waveform_batches(X, batch_size):
@@ -114,8 +114,13 @@ def clip_statistics(
                 step = int(np.ceil(frame_rows.shape[1] / max_frames_per_clip))
                 frame_rows = frame_rows[:, ::step]
             frames.append(frame_rows)
+            # float32: 0.56 against 1.25 ms per 10 s clip in float64 (2 cores),
+            # and over the 229 real DCASE clips of shared/data the statistic
+            # moved by at most 0.0014 dB (1e-5 dB on synthetic clips): a
+            # float32 rounding error only shows in bins far below the frame's
+            # power, near the 1e-12 floor of the logarithm.
             spec = torch.stft(
-                waves.double(),
+                waves.float(),
                 SPECTRUM_FFT,
                 hop_length=SPECTRUM_FFT // 2,
                 window=window,
@@ -125,9 +130,9 @@ def clip_statistics(
             )
             # |X|^2 as re^2 + im^2, squared in place: the complex abs() took
             # as long as the STFT itself (a square root per bin, only to
-            # square it again); the same power up to float64 rounding.
+            # square it again); the same power up to float rounding.
             squares = torch.view_as_real(spec).square_()
-            power = (squares[..., 0] + squares[..., 1]).mean(-1)
+            power = (squares[..., 0] + squares[..., 1]).double().mean(-1)
             spectra.append((10.0 * torch.log10(power + 1e-12)).numpy())
     return {
         "bands": np.concatenate(bands),
