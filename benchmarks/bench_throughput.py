@@ -355,9 +355,9 @@ class Package:
         """One epoch of the same work as ``fit(max_epochs=1)``, without skorch.
 
         Same module and options (autocast, threads, heap, cached log-mels,
-        ``torch.compile`` of the backbone), same mixup and AdamW; batches are
-        cut from a tensor.  Timed like ``fit``'s wall time: building the
-        module and the cache included.
+        ``torch.compile`` of the backbone, fused AdamW), same mixup and AdamW;
+        batches are cut from a tensor.  Timed like ``fit``'s wall time:
+        building the module and the cache included.
         """
         torch = self.torch
         from sk_asd.nn.losses import MarginLoss
@@ -378,6 +378,8 @@ class Package:
                 [*model.parameters(), *criterion.parameters()],
                 lr=LR,
                 weight_decay=WEIGHT_DECAY,
+                # The level's fused AdamW, as the net builds it.
+                fused=shell.get_params_for("optimizer").get("fused"),
             )
             waves = torch.from_numpy(self.waves[: self.n_clips])
             labels = torch.from_numpy(self.labels[: self.n_clips])

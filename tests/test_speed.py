@@ -7,6 +7,7 @@ import pytest
 
 from sk_asd import AnomalousSoundDetector
 from sk_asd.estimator import speed as speed_module
+from sk_asd.estimator.legacy import ENGINE_SWITCHES
 from sk_asd.estimator.net import cpu_supports_bf16
 from sk_asd.estimator.persistence import decode_detector, encode_detector
 from sk_asd.estimator.speed import SPEEDS, net_options, resolve_speed
@@ -84,6 +85,33 @@ def test_net_options_route_every_option_to_the_net():
     # Every option but the DataLoaders' workers, which the detector routes.
     assert len(options) == len(SPEEDS["reference"]) - 1
     assert not any("worker" in name for name in options)
+    # Fused AdamW where torch has it; the reference passes None (AdamW's own
+    # default), never False, which would change AdamW's default path.
+    assert options["optimizer__fused"] is (
+        True if speed_module.fused_adamw_available("cpu") else None
+    )
+    assert net_options(resolve_speed("reference", "cpu"))["optimizer__fused"] is None
+    # A record fitted before the option existed builds AdamW as it did.
+    old_record = resolve_speed("auto", "cpu")
+    del old_record["fused_optimizer"]
+    assert net_options(old_record)["optimizer__fused"] is None
+
+
+def test_fused_optimizer_is_dropped_where_torch_has_none(monkeypatch):
+    monkeypatch.setattr(speed_module, "fused_adamw_available", lambda device: False)
+    assert resolve_speed("auto", "cpu")["fused_optimizer"] is False
+    # A dict that asks for it explicitly is told why it cannot have it.
+    with pytest.raises(ValueError, match=r"fused_optimizer.*no fused AdamW"):
+        resolve_speed({"fused_optimizer": True}, "cpu")
+    assert resolve_speed({"fused_optimizer": False}, "cpu")["fused_optimizer"] is False
+    # A dict that only inherits it from its level drops it like the level.
+    assert resolve_speed({"loader_workers": 1}, "cpu")["fused_optimizer"] is False
+
+
+def test_fused_adamw_availability_is_checked_on_the_device():
+    assert isinstance(speed_module.fused_adamw_available("cpu"), bool)
+    # No such device here: not available, and no exception.
+    assert speed_module.fused_adamw_available("meta") in (True, False)
 
 
 def test_loader_workers_is_a_count_of_every_level():
@@ -102,6 +130,10 @@ def test_detector_records_the_resolved_speed_and_builds_the_net_from_it():
     assert det.speed == "auto" and det.speed_ == resolve_speed("auto", "cpu")
     assert det.net_.cache_logmel and det.net_.fold_batchnorm
     assert det.net_.module_.backbone.channels_last
+    fused = det.speed_["fused_optimizer"]
+    assert det.net_.optimizer_.defaults["fused"] is (True if fused else None)
+    ref = AnomalousSoundDetector(**FAST, speed="reference").fit(X, ids)
+    assert ref.net_.optimizer_.defaults["fused"] is None
     with pytest.raises(ValueError, match="unknown option"):
         AnomalousSoundDetector(**FAST, speed={"turbo": True}).fit(X, ids)
     with pytest.raises(ValueError, match="speed"):
@@ -114,9 +146,8 @@ def test_models_written_with_the_old_engine_switches_load_as_speed(tmp_path):
     document, arrays, state_dicts = encode_detector(det)
     # What a file of the previous release held: the switches, no speed.
     old = {
-        name: {"kind": "json", "value": v}
-        for name, v in SPEEDS["reference"].items()
-        if name != "loader_workers"  # never a constructor parameter
+        name: {"kind": "json", "value": SPEEDS["reference"][name]}
+        for name in ENGINE_SWITCHES
     }
     old["channels_last"] = {"kind": "json", "value": True}
     document["params"].pop("speed")

@@ -17,7 +17,8 @@ Levels
 ``"auto"`` (the detector's default)
     Every speed-up that is exact up to float rounding (channels-last memory
     format, the faster PReLU backward, log-mels cached per fit, BatchNorm
-    folded for scoring, the heap kept across batches), plus bfloat16 autocast
+    folded for scoring, the heap kept across batches, AdamW's fused kernel
+    where torch has one for the device), plus bfloat16 autocast
     of the backbone where the hardware runs it natively (CPUs with
     AVX512-BF16/AMX, CUDA): ``benchmarks/bench_speed_auc.py`` measured AUCs
     within the float32 seed-to-seed spread with it.
@@ -39,6 +40,7 @@ DataLoader workers) overlaps reading audio files with training.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from numbers import Integral
 from typing import Any
 
@@ -47,7 +49,13 @@ import torch
 from sk_asd.estimator.net import resolve_amp_dtype
 from sk_asd.nn.quantization import int8_available
 
-__all__ = ["SPEEDS", "SPEED_LEVELS", "net_options", "resolve_speed"]
+__all__ = [
+    "SPEEDS",
+    "SPEED_LEVELS",
+    "fused_adamw_available",
+    "net_options",
+    "resolve_speed",
+]
 
 #: Every engine option of the network and its value at each level.  The
 #: options change how fast the same recipe runs, not what it learns, up to
@@ -63,6 +71,9 @@ __all__ = ["SPEEDS", "SPEED_LEVELS", "net_options", "resolve_speed"]
 #: - ``cache_logmel``: log-mels of array input computed once per fit;
 #: - ``fold_batchnorm``: score with BatchNorm folded into the convolutions;
 #: - ``retain_heap``: keep freed activations in the process (glibc);
+#: - ``fused_optimizer``: AdamW's fused kernel (one pass over the weights
+#:   per step instead of a dozen element-wise kernels); the same update up
+#:   to float rounding;
 #: - ``compile``: ``torch.compile`` for training and scoring;
 #: - ``int8_scoring``: int8 1x1 convolutions when scoring (CPU);
 #: - ``loader_workers``: worker processes of the DataLoaders that feed
@@ -79,6 +90,7 @@ SPEEDS: dict[str, dict[str, Any]] = {
         "cache_logmel": False,
         "fold_batchnorm": False,
         "retain_heap": False,
+        "fused_optimizer": False,
         "compile": False,
         "int8_scoring": False,
         "loader_workers": 0,
@@ -92,6 +104,7 @@ SPEEDS["auto"] = {
     "cache_logmel": True,
     "fold_batchnorm": True,
     "retain_heap": True,
+    "fused_optimizer": True,
 }
 SPEEDS["compiled"] = {**SPEEDS["auto"], "compile": True}
 SPEEDS["fastest"] = {**SPEEDS["compiled"], "int8_scoring": True}
@@ -148,6 +161,30 @@ def _check_overrides(speed: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
+@lru_cache(maxsize=8)
+def fused_adamw_available(device_type: str) -> bool:
+    """Whether ``torch.optim.AdamW(fused=True)`` runs on ``device_type``.
+
+    torch has fused AdamW kernels for CUDA since 2.0 and for the CPU since
+    2.4; the check builds one on a tensor of that device (no GPU: ``False``).
+
+    Parameters
+    ----------
+    device_type : str
+        ``"cpu"``, ``"cuda"``, ...
+
+    Returns
+    -------
+    bool
+    """
+    try:
+        weight = torch.zeros(1, device=device_type, requires_grad=True)
+        torch.optim.AdamW([weight], fused=True)
+    except (RuntimeError, TypeError, ValueError, AssertionError):
+        return False
+    return True
+
+
 def resolve_speed(speed: str | Mapping[str, Any], device: str) -> dict[str, Any]:
     """The engine options a ``fit`` on ``device`` uses for ``speed``.
 
@@ -169,12 +206,15 @@ def resolve_speed(speed: str | Mapping[str, Any], device: str) -> dict[str, Any]
         emulated); ``fast_prelu`` is off on GPUs (measured on CPUs only);
         the levels drop ``int8_scoring`` where it cannot run (GPUs, torch
         builds without oneDNN's quantised convolution), while a dict asking
-        for it there fails in ``fit`` with a ``ValueError``.
+        for it there fails in ``fit`` with a ``ValueError``; likewise for
+        ``fused_optimizer`` where torch has no fused AdamW for the device,
+        except that a dict naming it fails here.
 
     Raises
     ------
     ValueError
-        For an unknown level, option or option value.
+        For an unknown level, option or option value, or a dict asking for
+        ``fused_optimizer`` where it cannot run.
     """
     if isinstance(speed, Mapping):
         options = _check_overrides(speed)
@@ -188,6 +228,16 @@ def resolve_speed(speed: str | Mapping[str, Any], device: str) -> dict[str, Any]
             "a dict of options."
         )
     cpu = torch.device(device).type == "cpu"
+    fused = fused_adamw_available(torch.device(device).type)
+    if options["fused_optimizer"] and not fused:
+        # Only a dict that names the option asks for it; one that inherits it
+        # from its level gets the level's behaviour: dropped here.
+        if isinstance(speed, Mapping) and speed.get("fused_optimizer"):
+            raise ValueError(
+                f"speed['fused_optimizer']=True: this torch build has no fused "
+                f"AdamW for device {device!r}; set it to False."
+            )
+        options["fused_optimizer"] = False
     amp = options["precision"]
     dtype = resolve_amp_dtype(None if amp == "float32" else amp, device)
     options["precision"] = "float32" if dtype is None else str(dtype).split(".")[-1]
@@ -221,6 +271,10 @@ def net_options(speed_: Mapping[str, Any]) -> dict[str, Any]:
         "cache_logmel": bool(speed_["cache_logmel"]),
         "fold_batchnorm": bool(speed_["fold_batchnorm"]),
         "retain_heap": bool(speed_["retain_heap"]),
+        # None, not False: an explicit False also switches AdamW off its
+        # default multi-tensor path.  Records fitted before the option
+        # existed lack it.
+        "optimizer__fused": True if speed_.get("fused_optimizer") else None,
         "compile_backbone": bool(speed_["compile"]),
         "int8_scoring": bool(speed_["int8_scoring"]),
     }
