@@ -227,9 +227,9 @@ def resolve_speed(speed: str | Mapping[str, Any], device: str) -> dict[str, Any]
             f"speed={speed!r} is not a speed level; use one of {list(SPEEDS)} or "
             "a dict of options."
         )
-    cpu = torch.device(device).type == "cpu"
-    fused = fused_adamw_available(torch.device(device).type)
-    if options["fused_optimizer"] and not fused:
+    device_type = torch.device(device).type
+    cpu = device_type == "cpu"
+    if options["fused_optimizer"] and not fused_adamw_available(device_type):
         # Only a dict that names the option asks for it; one that inherits it
         # from its level gets the level's behaviour: dropped here.
         if isinstance(speed, Mapping) and speed.get("fused_optimizer"):
